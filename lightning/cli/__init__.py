@@ -1,0 +1,1 @@
+"""The ``lightning`` command line: parses arguments, loads config, calls into the node."""

@@ -1,0 +1,301 @@
+"""``lightning`` CLI entry point (typer). Commands only parse, load and call; the work lives in the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import traceback
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import click
+import trio
+import typer
+
+import lightning
+from lightning.bootstrap import init_home
+from lightning.config import Config, ConfigError, dump_toml, load_config
+from lightning.errors import LightningError
+from lightning.genesis import load_genesis
+from lightning.home import Home, HomeError, Keys, default_home
+from lightning.logs import setup_logging
+
+logger = logging.getLogger("lightning.cli")
+
+app = typer.Typer(
+    name="lightning",
+    help="lightning-py: an edge node for a decentralized content-delivery network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+keys_app = typer.Typer(help="Manage the node's keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@dataclasses.dataclass
+class _Globals:
+    verbose: int = 0
+    quiet: int = 0
+    log_format: str | None = None
+
+
+G = _Globals()
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="LIGHTNING_HOME",
+        help="Node home directory [default: ~/.lightning; ~/.lightning-dev with --dev]",
+        show_default=False,
+    ),
+]
+
+
+def _home(path: Path | None, *, dev: bool = False) -> Home:
+    return Home((path.expanduser() if path else default_home(dev)).absolute())
+
+
+def _log_level(config_level: str = "info") -> int:
+    base = logging.getLevelName(config_level.upper())
+    level = int(base) - 10 * G.verbose + 10 * G.quiet
+    return max(logging.DEBUG, min(logging.CRITICAL, level))
+
+
+def _configure_logging(config: Config | None = None) -> None:
+    level = config.log.level if config else "info"
+    fmt = G.log_format or (config.log.format if config else "text")
+    setup_logging(_log_level(level), fmt)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logging (repeatable).")] = 0,
+    quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less logging (repeatable).")] = 0,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="text or json", click_type=click.Choice(["text", "json"]))
+    ] = None,
+) -> None:
+    G.verbose, G.quiet, G.log_format = verbose, quiet, log_format
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"lightning-py {lightning.__version__}")
+
+
+@app.command()
+def init(
+    home: HomeOpt = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Single-node dev home (loopback, own genesis).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config and keys.")] = False,
+    genesis: Annotated[
+        Path | None, typer.Option("--genesis", help="Copy this network genesis into the home.", show_default=False)
+    ] = None,
+) -> None:
+    """Create a home: config.toml and three Ed25519 keys (node, consensus, account)."""
+    _configure_logging()
+    h = _home(home, dev=dev)
+    keys = init_home(h, dev=dev, force=force, genesis_src=genesis)
+    typer.echo(f"initialised {h.root}")
+    _print_keys(keys)
+    if not dev and genesis is None:
+        typer.echo(f"next: put the network's genesis at {h.root / 'genesis.toml'} (or re-run with --genesis FILE)")
+
+
+def _print_keys(keys: Keys) -> None:
+    typer.echo(f"node id:        {keys.node_id}")
+    typer.echo(f"node key:       {keys.node.public.hex}")
+    typer.echo(f"consensus key:  {keys.consensus.public.hex}")
+    typer.echo(f"account:        {keys.account.public.hex}")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    home: HomeOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing keys.")] = False,
+) -> None:
+    """Generate the node, consensus and account keys."""
+    h = _home(home)
+    if h.has_keys() and not force:
+        raise HomeError(f"{h.keystore}: keys exist; pass --force to replace them (the node id will change)")
+    h.ensure_dirs()
+    with h.lock():
+        keys = Keys.generate()
+        h.write_keys(keys)
+    _print_keys(keys)
+
+
+@keys_app.command("show")
+def keys_show(home: HomeOpt = None) -> None:
+    """Show the public keys and the node id."""
+    _print_keys(_home(home).load_keys())
+
+
+@app.command("print-config")
+def print_config(
+    home: HomeOpt = None,
+    default: Annotated[bool, typer.Option("--default", help="Print the built-in defaults.")] = False,
+) -> None:
+    """Print the effective config as TOML."""
+    config = Config() if default else load_config(_home(home).config_path)
+    typer.echo(dump_toml(config), nl=False)
+
+
+@app.command()
+def run(
+    home: HomeOpt = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Run a single-node dev network (creates its home).")] = False,
+    listen_host: Annotated[str | None, typer.Option(help="Override node.listen_host.", show_default=False)] = None,
+    rpc_host: Annotated[str | None, typer.Option(help="Override node.rpc_host.", show_default=False)] = None,
+    http_port: Annotated[int | None, typer.Option(help="Override http.port (0 = any).", show_default=False)] = None,
+    rpc_port: Annotated[int | None, typer.Option(help="Override rpc.port (0 = any).", show_default=False)] = None,
+) -> None:
+    """Run the node in the foreground until SIGINT/SIGTERM."""
+    from lightning.config import parse_section
+    from lightning.node import Node
+
+    _configure_logging()
+    h = _home(home, dev=dev)
+    if dev and not h.exists():
+        init_home(h, dev=True, force=False)
+        logger.info("created dev home %s", h.root)
+    if not h.exists():
+        raise HomeError(f"{h.config_path}: no config; run `lightning init --home {h.root}` first (or `lightning run --dev`)")
+    with h.lock():
+        config = load_config(h.config_path)
+        overrides: dict[str, dict[str, Any]] = {"node": {}, "http": {}, "rpc": {}}
+        if listen_host is not None:
+            overrides["node"]["listen_host"] = listen_host
+        if rpc_host is not None:
+            overrides["node"]["rpc_host"] = rpc_host
+        if http_port is not None:
+            overrides["http"]["port"] = http_port
+        if rpc_port is not None:
+            overrides["rpc"]["port"] = rpc_port
+        for section, values in overrides.items():
+            if values:
+                merged = {**dataclasses.asdict(getattr(config, section)), **values}
+                try:
+                    new = parse_section(type(getattr(config, section)), merged, section)
+                except ConfigError as exc:
+                    raise ConfigError(f"command line: {exc}") from None
+                config = dataclasses.replace(config, **{section: new})
+        _configure_logging(config)
+        genesis = load_genesis(h.genesis_path(config.node.genesis))
+        keys = h.load_keys()
+        node = Node(home=h, config=config, genesis=genesis, keys=keys)
+        logger.info("lightning-py %s starting: home %s, node %s", lightning.__version__, h.root, keys.node_id)
+        trio.run(_serve, node, config.node.shutdown_grace_s)
+    logger.info("stopped")
+
+
+async def _serve(node: Any, grace_s: float) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, node, nursery.cancel_scope, grace_s)
+        await node.run()
+        nursery.cancel_scope.cancel()
+
+
+async def _watch_signals(node: Any, scope: trio.CancelScope, grace_s: float) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if node._stop.is_set():
+                logger.warning("second signal: stopping now")
+                scope.cancel()
+                return
+            logger.info("received %s: stopping (grace %.1f s)", signal.Signals(signum).name, grace_s)
+            node.request_stop()
+            scope.deadline = trio.current_time() + grace_s
+
+
+@app.command()
+def status(
+    home: HomeOpt = None,
+    rpc: Annotated[str | None, typer.Option(help="RPC URL (default: from the home's run/ports.json)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False,
+) -> None:
+    """Ask the running node for its version, uptime, peers and epoch."""
+    h = _home(home)
+    url = rpc
+    if url is None:
+        ports = h.read_ports()
+        if ports is None:
+            raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start one with `lightning run`")
+        url = f"http://{ports['rpc']}/rpc/v0"
+    result = rpc_call(url, "flk_get_node_status")
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"node id:   {result['node_id']}")
+    typer.echo(f"version:   {result['version']}")
+    typer.echo(f"chain id:  {result['chain_id']}")
+    typer.echo(f"uptime:    {result['uptime_s']:.1f} s")
+    typer.echo(f"ready:     {'yes' if result['ready'] else 'no'}")
+    typer.echo(f"peers:     {result['peers']}")
+    typer.echo(f"epoch:     {result['epoch']}")
+    typer.echo(f"committee: {'yes' if result['committee'] else 'no'}")
+
+
+def rpc_call(url: str, method: str, params: Any = None, *, timeout_s: float = 10.0) -> Any:
+    """One synchronous JSON-RPC call (CLI only). Raises :class:`LightningError` with a readable message."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.URLError as exc:
+        raise LightningError(f"no node answers at {url} ({exc.reason}); is `lightning run` running?") from None
+    except (OSError, ValueError) as exc:
+        raise LightningError(f"bad answer from {url}: {exc}") from None
+    if "error" in answer:
+        raise LightningError(f"{method}: {answer['error'].get('message')}")
+    return answer["result"]
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    print(f"lightning: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one-line errors, exit 1 for failures, 2 for usage errors."""
+    try:
+        app(args=argv, prog_name="lightning", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see `{exc.ctx.command_path} --help`)"
+        _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        leaves = _leaves(exc)
+        known = [e for e in leaves if isinstance(e, LightningError)]
+        if G.verbose:
+            traceback.print_exception(exc)
+        if known:
+            _fail(str(known[0]))
+        if isinstance(exc, OSError):
+            _fail(str(exc))
+        if not G.verbose:
+            traceback.print_exception(exc)
+        _fail(f"unexpected {type(leaves[0]).__name__}: {leaves[0]}")

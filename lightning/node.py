@@ -1,0 +1,188 @@
+"""The node supervisor: the only module that knows every component and wires them together.
+
+``Node.run`` starts each component in one nursery, in dependency order, with ``await nursery.start(...)``, so the node
+is ready only when every component is. An unexpected exception in any component ends the node with
+:class:`ComponentCrashed` naming it. ``request_stop`` (SIGINT/SIGTERM, or the admin RPC) cancels the nursery; every
+component closes its own resources in ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+import lightning
+from lightning.config import Config
+from lightning.errors import LightningError
+from lightning.genesis import Genesis
+from lightning.home import Home, Keys
+from lightning.http.endpoint import ClientEndpoint
+from lightning.http.server import HttpMetrics
+from lightning.metrics import NodeMetrics, new_registry
+from lightning.rpc import Dispatcher, RpcEndpoint
+
+__all__ = ["ComponentCrashed", "Node", "NodeStatus"]
+
+logger = logging.getLogger(__name__)
+
+RunFn = Callable[..., Awaitable[Any]]
+
+
+class ComponentCrashed(LightningError):
+    """A component raised unexpectedly (or returned while the node was running)."""
+
+    def __init__(self, component: str, cause: BaseException | None) -> None:
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else "exited unexpectedly"
+        super().__init__(f"component {component!r} failed: {detail}")
+        self.component = component
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    version: str
+    node_id: str
+    chain_id: int
+    uptime_s: float
+    ready: bool
+    peers: int
+    epoch: int
+    committee: bool
+
+
+class Node:
+    def __init__(self, *, home: Home, config: Config, genesis: Genesis, keys: Keys) -> None:
+        self.home = home
+        self.config = config
+        self.genesis = genesis
+        self.keys = keys
+        self._started_at: float | None = None
+        self._ready = False
+        self._stop = trio.Event()
+
+        self.registry = new_registry()
+        self.metrics = NodeMetrics(self.registry, node_id=keys.node_id, chain_id=genesis.chain_id)
+        self.metrics.uptime.set_function(lambda: self.status().uptime_s)
+        http_metrics = HttpMetrics(self.registry)
+
+        self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
+        self._register_rpc()
+
+        self.client = ClientEndpoint(
+            config.http, host=config.node.listen_host, health=self.health, http_metrics=http_metrics
+        )
+        self.rpc = RpcEndpoint(
+            config.rpc,
+            host=config.node.rpc_host,
+            dispatcher=self.dispatcher,
+            registry=self.registry,
+            health=self.health,
+            http_metrics=http_metrics,
+        )
+        # Dependency order: each starts after the ones before it are ready.
+        self._components: list[tuple[str, RunFn]] = [
+            ("http", self.client.run),
+            ("rpc", self.rpc.run),
+        ]
+
+    # -- status -------------------------------------------------------------------------------------------------
+    @property
+    def in_committee(self) -> bool:
+        return any(n.node_id == self.keys.node_id for n in self.genesis.committee)
+
+    def status(self) -> NodeStatus:
+        uptime = 0.0 if self._started_at is None else trio.current_time() - self._started_at
+        return NodeStatus(
+            version=lightning.__version__,
+            node_id=self.keys.node_id,
+            chain_id=self.genesis.chain_id,
+            uptime_s=round(uptime, 3),
+            ready=self._ready,
+            peers=0,  # the connection pool reports peers once it exists
+            epoch=0,  # the application state reports the epoch once it exists
+            committee=self.in_committee,
+        )
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok" if self._ready else "starting", "node_id": self.keys.node_id}
+
+    def _register_rpc(self) -> None:
+        d = self.dispatcher
+
+        async def ping() -> str:
+            return "pong"
+
+        async def health() -> dict[str, Any]:
+            return self.health()
+
+        async def node_status() -> dict[str, Any]:
+            return vars(self.status())
+
+        async def shutdown() -> bool:
+            logger.info("shutdown requested over RPC")
+            self.request_stop()
+            return True
+
+        d.add("flk_ping", ping)
+        d.add("flk_health", health)
+        d.add("flk_get_node_status", node_status)
+        d.add("admin_shutdown", shutdown, admin=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every component until :meth:`request_stop` or cancellation; raises :class:`ComponentCrashed`."""
+        self._started_at = trio.current_time()
+        try:
+            async with trio.open_nursery() as nursery:
+                bound: dict[str, Any] = {}
+                for name, fn in self._components:
+                    bound[name] = await nursery.start(_supervise, name, fn)
+                ports = {
+                    "http": _fmt(bound["http"]),
+                    "rpc": _fmt(bound["rpc"]),
+                    "pid": os.getpid(),
+                    "node_id": self.keys.node_id,
+                }
+                self.home.write_ports(ports)
+                self._ready = True
+                self.metrics.ready.set(1)
+                logger.info(
+                    "node %s ready in %.3f s (http %s, rpc %s)",
+                    self.keys.node_id[:16],
+                    trio.current_time() - self._started_at,
+                    ports["http"],
+                    ports["rpc"],
+                )
+                task_status.started(ports)
+                await self._stop.wait()
+                logger.info("stopping")
+                nursery.cancel_scope.cancel()
+        finally:
+            self._ready = False
+            self.metrics.ready.set(0)
+            self.home.clear_ports()
+
+
+def _fmt(addr: tuple[str, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _supervise(name: str, fn: RunFn, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    try:
+        await fn(task_status=task_status)
+    except LightningError as exc:
+        if isinstance(exc, ComponentCrashed):
+            raise
+        raise ComponentCrashed(name, exc) from exc
+    except Exception as exc:
+        logger.exception("component %s crashed", name)
+        raise ComponentCrashed(name, exc) from exc
+    raise ComponentCrashed(name, None)
