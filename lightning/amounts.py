@@ -16,17 +16,18 @@ class AmountError(LightningError):
 
 
 def parse_flk(text: str) -> int:
-    """Parse a decimal FLK string (``"1"``, ``"0.5"``, ``"1_000"``, ``"2.000000000000000001"``) into base units, exactly.
+    """Parse a decimal FLK string (``"1"``, ``"0.5"``, ``"1_000"``, ``"2.000000000000000001"``) into base units.
 
     Raises :class:`AmountError` for negative numbers, exponents, more than 18 decimals, or garbage.
     """
     s = text.strip().replace("_", "")
-    if not s or s.startswith(("-", "+")) or any(c not in "0123456789." for c in s) or s.count(".") > 1 or s == ".":
+    malformed = not s or s == "." or s.count(".") > 1 or any(c not in "0123456789." for c in s)
+    if malformed:
         raise AmountError(f"{text!r} is not a FLK amount; write a non-negative decimal like 12.5")
     whole, _, frac = s.partition(".")
     if len(frac) > DECIMALS:
         raise AmountError(f"{text!r} has more than {DECIMALS} decimal places")
-    units = int(whole or "0") * UNIT + int(frac.ljust(DECIMALS, "0") or "0")
+    units: int = int(whole or "0") * UNIT + int(frac.ljust(DECIMALS, "0") or "0")
     if units > MAX_AMOUNT:
         raise AmountError(f"{text!r} is too large")
     return units

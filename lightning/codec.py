@@ -10,6 +10,7 @@ Frames on a stream are ``u32be length || payload`` with a maximum payload size; 
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -79,7 +80,7 @@ def _check(value: Any, depth: int = 0) -> Any:
                 raise CodecError(f"map key of type {type(k).__name__} is not allowed")
             items.append((_pack(k), k, _check(v, depth + 1)))
         items.sort(key=lambda item: item[0])
-        for a, b in zip(items, items[1:], strict=False):
+        for a, b in itertools.pairwise(items):
             if a[0] == b[0]:
                 raise CodecError(f"duplicate map key {a[1]!r}")
         return _SortedMap((k, v) for _, k, v in items)

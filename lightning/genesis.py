@@ -17,7 +17,15 @@ from lightning.config import ConfigError, _check_host, _check_port, parse_sectio
 from lightning.crypto import PublicKey, parse_public_key
 from lightning.errors import LightningError
 
-__all__ = ["Genesis", "GenesisAccount", "GenesisNode", "GenesisParams", "load_genesis", "parse_amount", "render_genesis"]
+__all__ = [
+    "Genesis",
+    "GenesisAccount",
+    "GenesisNode",
+    "GenesisParams",
+    "load_genesis",
+    "parse_amount",
+    "render_genesis",
+]
 
 
 def parse_amount(value: Any, where: str) -> int:
@@ -47,7 +55,9 @@ class GenesisParams:
     min_stake: str | int = field(default="1000 FLK", metadata={"doc": "smallest stake that makes a node eligible"})
     stake_lock_epochs: int = field(default=5, metadata={"doc": "epochs an unstake waits before withdrawal"})
     max_block_transactions: int = field(default=1000, metadata={"doc": "transactions per block at most"})
-    faucet_mint_per_epoch: str | int = field(default="1000 FLK", metadata={"doc": "faucet mint cap per recipient per epoch"})
+    faucet_mint_per_epoch: str | int = field(
+        default="1000 FLK", metadata={"doc": "faucet mint cap per recipient per epoch"}
+    )
     block_time_window_ms: int = field(
         default=30_000, metadata={"doc": "how far a proposer's block timestamp may be ahead of a validator's clock"}
     )
@@ -245,7 +255,8 @@ def render_genesis(
             else:
                 out.append(f"{name} = {_q(v)}")
     for a in accounts:
-        out += ["", "[[accounts]]", f"address = {_q(a.address)}", f"balance = {_q(a.balance)}"]
+        balance = _q(a.balance) if isinstance(a.balance, str) else str(a.balance)
+        out += ["", "[[accounts]]", f"address = {_q(a.address)}", f"balance = {balance}"]
     return "\n".join(out) + "\n"
 
 

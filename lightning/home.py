@@ -158,11 +158,12 @@ class Home:
         try:
             st = path.stat()
         except FileNotFoundError:
-            raise KeystoreError(f"{path}: key file missing; run `lightning init` or `lightning keys generate`") from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeystoreError(
-                f"{path}: key file is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); run `chmod 600 {path}`"
-            )
+                f"{path}: key file missing; run `lightning init` or `lightning keys generate`"
+            ) from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            mode = stat.S_IMODE(st.st_mode)
+            raise KeystoreError(f"{path}: key file is open to other users (mode {mode:o}); run `chmod 600 {path}`")
         try:
             text = path.read_text("ascii").strip()
         except (OSError, UnicodeDecodeError) as exc:
@@ -183,7 +184,7 @@ class Home:
     def lock(self) -> Iterator[IO[str]]:
         """Hold the home's lock for the duration; raise :class:`HomeLocked` if another process holds it."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        f = open(self.lock_path, "a+")  # noqa: SIM115 — closed in finally, kept open while locked
+        f = open(self.lock_path, "a+")
         try:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -37,7 +37,12 @@ class ComponentCrashed(LightningError):
     """A component raised unexpectedly (or returned while the node was running)."""
 
     def __init__(self, component: str, cause: BaseException | None) -> None:
-        detail = f"{type(cause).__name__}: {cause}" if cause is not None else "exited unexpectedly"
+        if cause is None:
+            detail = "exited unexpectedly"
+        elif isinstance(cause, LightningError):
+            detail = str(cause)
+        else:
+            detail = f"{type(cause).__name__}: {cause}"
         super().__init__(f"component {component!r} failed: {detail}")
         self.component = component
 
@@ -178,11 +183,20 @@ def _fmt(addr: tuple[str, int]) -> str:
 async def _supervise(name: str, fn: RunFn, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     try:
         await fn(task_status=task_status)
-    except LightningError as exc:
-        if isinstance(exc, ComponentCrashed):
-            raise
-        raise ComponentCrashed(name, exc) from exc
-    except Exception as exc:
+    except Exception as exc:  # includes ExceptionGroups from the component's own nurseries
+        leaves = _leaves(exc)
+        for leaf in leaves:
+            if isinstance(leaf, ComponentCrashed):
+                raise leaf from None
+        expected = [leaf for leaf in leaves if isinstance(leaf, LightningError)]
+        if expected:  # a known failure (port in use, disk full …): its message says it all
+            raise ComponentCrashed(name, expected[0]) from exc
         logger.exception("component %s crashed", name)
-        raise ComponentCrashed(name, exc) from exc
+        raise ComponentCrashed(name, leaves[0]) from exc
     raise ComponentCrashed(name, None)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]

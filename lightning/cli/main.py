@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import logging
 import signal
@@ -13,7 +14,6 @@ import urllib.request
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import click
 import trio
 import typer
 
@@ -48,6 +48,11 @@ class _Globals:
 
 G = _Globals()
 
+
+class LogFormat(enum.Enum):
+    text = "text"
+    json = "json"
+
 HomeOpt = Annotated[
     Path | None,
     typer.Option(
@@ -79,11 +84,10 @@ def _configure_logging(config: Config | None = None) -> None:
 def _main(
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logging (repeatable).")] = 0,
     quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less logging (repeatable).")] = 0,
-    log_format: Annotated[
-        str | None, typer.Option("--log-format", help="text or json", click_type=click.Choice(["text", "json"]))
-    ] = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="Log line format.")] = None,
 ) -> None:
-    G.verbose, G.quiet, G.log_format = verbose, quiet, log_format
+    G.verbose, G.quiet = verbose, quiet
+    G.log_format = log_format.value if log_format else None
 
 
 @app.command()
@@ -169,7 +173,9 @@ def run(
         init_home(h, dev=True, force=False)
         logger.info("created dev home %s", h.root)
     if not h.exists():
-        raise HomeError(f"{h.config_path}: no config; run `lightning init --home {h.root}` first (or `lightning run --dev`)")
+        raise HomeError(
+            f"{h.config_path}: no config; run `lightning init --home {h.root}` first (or `lightning run --dev`)"
+        )
     with h.lock():
         config = load_config(h.config_path)
         overrides: dict[str, dict[str, Any]] = {"node": {}, "http": {}, "rpc": {}}
@@ -276,12 +282,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors, exit 1 for failures, 2 for usage errors."""
     try:
         app(args=argv, prog_name="lightning", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("aborted", 130)
-    except click.ClickException as exc:
-        hint = ""
-        if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            hint = f" (see `{exc.ctx.command_path} --help`)"
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument, bad value
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and exc.exit_code == 2 else ""
         _fail(f"{exc.format_message()}{hint}", exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)

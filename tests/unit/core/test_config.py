@@ -116,3 +116,10 @@ def test_genesis_amount_forms():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Config().http.port = 1  # type: ignore[misc]
+
+
+def test_documented_example_genesis_loads():
+    from pathlib import Path
+
+    g = load_genesis(Path(__file__).parents[3] / "docs" / "genesis.example.toml")
+    assert g.chain_id == 7 and len(g.committee) == 4

@@ -44,7 +44,13 @@ def test_parse_public_key():
 
 @pytest.mark.parametrize(
     ("text", "units"),
-    [("1", UNIT), ("0.5", UNIT // 2), ("2.000000000000000001", 2 * UNIT + 1), ("1_000", 1000 * UNIT), (".25", UNIT // 4)],
+    [
+        ("1", UNIT),
+        ("0.5", UNIT // 2),
+        ("2.000000000000000001", 2 * UNIT + 1),
+        ("1_000", 1000 * UNIT),
+        (".25", UNIT // 4),
+    ],
 )
 def test_parse_flk_exact(text, units):
     assert parse_flk(text) == units

@@ -71,10 +71,10 @@ def test_missing_and_malformed_keys(tmp_path):
     home = Home(tmp_path / "h")
     init_home(home, dev=True, force=False)
     home.key_path("consensus").write_text("not hex\n")
-    with pytest.raises(KeystoreError, match="consensus.key: not a key file"):
+    with pytest.raises(KeystoreError, match=r"consensus\.key: not a key file"):
         home.load_keys()
     home.key_path("consensus").unlink()
-    with pytest.raises(KeystoreError, match="consensus.key: key file missing"):
+    with pytest.raises(KeystoreError, match=r"consensus\.key: key file missing"):
         home.load_keys()
 
 
