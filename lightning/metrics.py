@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import platform
 
-from prometheus_client import CollectorRegistry, Gauge, Info, generate_latest
-from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 import lightning
 
