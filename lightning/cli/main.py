@@ -278,10 +278,37 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+_GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """Let ``-v``/``-q``/``--log-format`` appear anywhere (``lightning run -v``), not only before the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg in _GLOBAL_FLAGS or (len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= {"v", "q"}):
+            front.append(arg)
+        elif arg.startswith("--log-format="):
+            front.append(arg)
+        elif arg == "--log-format" and i + 1 < len(argv):
+            front += argv[i : i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors, exit 1 for failures, 2 for usage errors."""
+    args = _hoist_global_options(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="lightning", standalone_mode=False)
+        app(args=args, prog_name="lightning", standalone_mode=False)
     except typer.Abort:
         _fail("aborted", 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument, bad value

@@ -56,3 +56,11 @@ def test_print_config(tmp_path):
 def test_python_dash_m_and_version():
     res = run_cli("version")
     assert res.returncode == 0 and res.stdout.startswith("lightning-py ")
+
+
+def test_global_options_anywhere(tmp_path):
+    home = tmp_path / "h"
+    res = run_cli("init", "--dev", "--home", str(home), "-q", "--log-format", "json")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("--log-format", "xml", "version")
+    assert res.returncode == 2 and "xml" in res.stderr
