@@ -1,0 +1,73 @@
+"""Blake3-verified blockstore: 256 KiB blocks, a binary tree over them, proofs and verified streaming.
+
+The format is specified in docs/blockstore-format.md. ``verify`` is the standalone client library (stdlib and
+``blake3`` only); ``tree`` is the writer's and server's side.
+"""
+
+from lightning.blockstore.tree import (
+    BlockTree,
+    TreeBuilder,
+    encode_proof_stream,
+    proof_for_block,
+    proof_for_range,
+    root_of_bytes,
+    split_blocks,
+    tree_from_block_hashes,
+)
+from lightning.blockstore.verify import (
+    BLOCK_SIZE,
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MEDIA_TYPE,
+    ProofError,
+    ProofFormatError,
+    ProofStreamDecoder,
+    ProofStreamHeader,
+    RangeProof,
+    StreamVerifier,
+    TruncatedStreamError,
+    VerificationError,
+    VerifiedBlock,
+    WrongRootError,
+    block_count,
+    blocks_for_byte_range,
+    hash_block,
+    leaf_hash,
+    parent_hash,
+    root_hash,
+    verify_range,
+    verify_stream,
+)
+
+__all__ = [
+    "BLOCK_SIZE",
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "MEDIA_TYPE",
+    "BlockTree",
+    "ProofError",
+    "ProofFormatError",
+    "ProofStreamDecoder",
+    "ProofStreamHeader",
+    "RangeProof",
+    "StreamVerifier",
+    "TreeBuilder",
+    "TruncatedStreamError",
+    "VerificationError",
+    "VerifiedBlock",
+    "WrongRootError",
+    "block_count",
+    "blocks_for_byte_range",
+    "encode_proof_stream",
+    "hash_block",
+    "leaf_hash",
+    "parent_hash",
+    "proof_for_block",
+    "proof_for_range",
+    "root_hash",
+    "root_of_bytes",
+    "split_blocks",
+    "tree_from_block_hashes",
+    "verify_range",
+    "verify_stream",
+]
