@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from lightning.errors import LightningError
 
 __all__ = [
+    "BlockstoreConfig",
     "Config",
     "ConfigError",
     "HttpConfig",
@@ -95,6 +96,18 @@ class RpcConfig:
 
 
 @dataclass(frozen=True)
+class BlockstoreConfig:
+    capacity_bytes: int = field(
+        default=16 * 1024**3,
+        metadata=_doc("bytes of blocks to keep; least-recently-used unpinned objects are evicted beyond it", _positive),
+    )
+    map_size_bytes: int = field(
+        default=1024**4,
+        metadata=_doc("LMDB map size: the largest the store file can grow (sparse; set above capacity)", _positive),
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=_doc("log level"))
     format: Literal["text", "json"] = field(default="text", metadata=_doc("log line format"))
@@ -105,6 +118,7 @@ class Config:
     node: NodeConfig = NodeConfig()
     http: HttpConfig = HttpConfig()
     rpc: RpcConfig = RpcConfig()
+    blockstore: BlockstoreConfig = BlockstoreConfig()
     log: LogConfig = LogConfig()
 
 

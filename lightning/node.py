@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 import lightning
+from lightning.blockstore.component import Blockstore
 from lightning.config import Config
 from lightning.errors import LightningError
 from lightning.genesis import Genesis
@@ -74,6 +75,8 @@ class Node:
         self.metrics.uptime.set_function(lambda: self.status().uptime_s)
         http_metrics = HttpMetrics(self.registry)
 
+        self.blockstore = Blockstore(config.blockstore, home.data / "blockstore", registry=self.registry)
+
         self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
         self._register_rpc()
 
@@ -90,6 +93,7 @@ class Node:
         )
         # Dependency order: each starts after the ones before it are ready.
         self._components: list[tuple[str, RunFn]] = [
+            ("blockstore", self.blockstore.run),
             ("http", self.client.run),
             ("rpc", self.rpc.run),
         ]

@@ -1,9 +1,20 @@
 """Blake3-verified blockstore: 256 KiB blocks, a binary tree over them, proofs and verified streaming.
 
 The format is specified in docs/blockstore-format.md. ``verify`` is the standalone client library (stdlib and
-``blake3`` only); ``tree`` is the writer's and server's side.
+``blake3`` only); ``tree`` is the writer's and server's side; ``store`` keeps objects in LMDB; ``component`` is the
+node's async face of the store (import it from there: it pulls in trio).
 """
 
+from lightning.blockstore.store import (
+    BlockStore,
+    BlockstoreError,
+    BlockstoreFull,
+    CorruptBlock,
+    CorruptObject,
+    ObjectInfo,
+    StoreStats,
+    UnknownObject,
+)
 from lightning.blockstore.tree import (
     BlockTree,
     TreeBuilder,
@@ -38,22 +49,33 @@ from lightning.blockstore.verify import (
     verify_range,
     verify_stream,
 )
+from lightning.blockstore.writer import ObjectWriter, VerificationFailed
 
 __all__ = [
     "BLOCK_SIZE",
     "EMPTY_ROOT",
     "HASH_SIZE",
     "MEDIA_TYPE",
+    "BlockStore",
     "BlockTree",
+    "BlockstoreError",
+    "BlockstoreFull",
+    "CorruptBlock",
+    "CorruptObject",
+    "ObjectInfo",
+    "ObjectWriter",
     "ProofError",
     "ProofFormatError",
     "ProofStreamDecoder",
     "ProofStreamHeader",
     "RangeProof",
+    "StoreStats",
     "StreamVerifier",
     "TreeBuilder",
     "TruncatedStreamError",
+    "UnknownObject",
     "VerificationError",
+    "VerificationFailed",
     "VerifiedBlock",
     "WrongRootError",
     "block_count",

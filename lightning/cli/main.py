@@ -19,6 +19,7 @@ import typer
 
 import lightning
 from lightning.bootstrap import init_home
+from lightning.cli.dev import dev_app
 from lightning.config import Config, ConfigError, dump_toml, load_config
 from lightning.errors import LightningError
 from lightning.genesis import load_genesis
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage the node's keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(dev_app, name="dev")
 
 
 @dataclasses.dataclass

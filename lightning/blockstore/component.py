@@ -1,0 +1,200 @@
+"""The blockstore as a node component: async API over :class:`BlockStore`, one writer thread, GC, metrics."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from types import TracebackType
+
+import trio
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lightning.blockstore.store import BlockStore, ObjectInfo, StoreStats
+from lightning.blockstore.verify import BytesLike
+from lightning.blockstore.writer import UntrustedCore, WriterCore
+from lightning.config import BlockstoreConfig
+from lightning.storage import WriterThread
+
+__all__ = ["AsyncObjectWriter", "Blockstore"]
+
+logger = logging.getLogger(__name__)
+
+TOUCH_FLUSH_S = 1.0
+MAX_PENDING_TOUCHES = 10_000
+
+
+class Blockstore:
+    """Node component. Reads run inline (LMDB reads are cheap and thread-safe); writes run on the writer thread."""
+
+    def __init__(
+        self,
+        config: BlockstoreConfig,
+        path: Path,
+        *,
+        registry: CollectorRegistry | None = None,
+        inline: bool = False,
+    ) -> None:
+        self.config = config
+        self.path = path
+        self._writer = WriterThread(f"blockstore-writer:{path}", inline=inline)
+        self._registry = registry
+        self._store: BlockStore | None = None
+        self._touched: set[bytes] = set()
+
+    @property
+    def store(self) -> BlockStore:
+        assert self._store is not None, "blockstore is not running"
+        return self._store
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._store = BlockStore(self.path, map_size=self.config.map_size_bytes)
+        collector = _Collector(self) if self._registry is not None else None
+        if collector is not None and self._registry is not None:
+            self._registry.register(collector)
+        self._writer.start()
+        try:
+            stats = self._store.stats()
+            logger.info(
+                "blockstore %s: %d objects, %d bytes (capacity %d)",
+                self.path,
+                stats.objects,
+                stats.bytes,
+                self.config.capacity_bytes,
+            )
+            task_status.started()
+            while True:
+                await trio.sleep(TOUCH_FLUSH_S)
+                await self._flush_touches()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._flush_touches()
+            self._writer.stop()
+            if collector is not None and self._registry is not None:
+                self._registry.unregister(collector)
+            self._store.close()
+            self._store = None
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    def info(self, root: bytes) -> ObjectInfo | None:
+        return self.store.info(root)
+
+    def has(self, root: bytes) -> bool:
+        return self.store.has(root)
+
+    def stats(self) -> StoreStats:
+        return self.store.stats()
+
+    async def read_range(self, root: bytes, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Verified bytes of an object, block by block (a checkpoint between blocks). Raises UnknownObject,
+        CorruptObject, CorruptBlock."""
+        self._touch(root)
+        for chunk in self.store.read_range(root, start, end):
+            yield chunk
+            await trio.lowlevel.checkpoint()
+
+    def _touch(self, root: bytes) -> None:
+        if len(self._touched) < MAX_PENDING_TOUCHES:
+            self._touched.add(root)
+
+    async def _flush_touches(self) -> None:
+        if self._touched and self._store is not None:
+            roots, self._touched = self._touched, set()
+            await self._writer.call(self._store.touch, roots)
+
+    # -- writes -------------------------------------------------------------------------------------------------
+    def writer(self, *, pin: bool = False, expected_root: bytes | None = None) -> AsyncObjectWriter:
+        """A streaming writer: trusted (hashes content itself) or, with ``expected_root``, untrusted (takes a proof
+        stream and stores only what verifies against that root)."""
+        return AsyncObjectWriter(self, pin=pin, expected_root=expected_root)
+
+    async def put(self, data: BytesLike, *, pin: bool = False) -> bytes:
+        async with self.writer(pin=pin) as w:
+            await w.write(data)
+            return await w.close()
+
+    async def delete(self, root: bytes) -> bool:
+        return await self._writer.call(self.store.delete, root)
+
+    async def pin(self, root: bytes, pinned: bool = True) -> None:
+        await self._writer.call(self.store.pin, root, pinned)
+
+    async def _after_publish(self, root: bytes) -> None:
+        if self.store.stats().bytes > self.config.capacity_bytes:
+            collect = functools.partial(self.store.collect, keep=[root])
+            await self._writer.call(collect, self.config.capacity_bytes)
+
+
+class AsyncObjectWriter:
+    """``async with blockstore.writer() as w: await w.write(b); root = await w.close()``. Leaving the block without
+    ``close()`` (exception or cancellation) aborts: the staged blocks are dropped, nothing becomes visible."""
+
+    def __init__(self, blockstore: Blockstore, *, pin: bool, expected_root: bytes | None) -> None:
+        self._bs = blockstore
+        self._pin = pin
+        self._core: WriterCore | UntrustedCore = WriterCore() if expected_root is None else UntrustedCore(expected_root)
+        self._id = blockstore.store.new_writer_id()
+        self._seq = 0
+        self._closed = False
+
+    async def write(self, data: BytesLike) -> None:
+        """Trusted mode: content bytes. Untrusted mode: proof-stream bytes. Raises VerificationFailed."""
+        assert not self._closed, "write() after close()"
+        for batch in self._core.feed(data):
+            self._seq = await self._bs._writer.call(self._bs.store.stage, self._id, self._seq, batch)
+
+    async def close(self) -> bytes:
+        """Publish the object and return its root."""
+        batch, published = self._core.finish()
+        store = self._bs.store
+        if batch:
+            self._seq = await self._bs._writer.call(store.stage, self._id, self._seq, batch)
+        publish = functools.partial(store.publish, pin=self._pin)
+        await self._bs._writer.call(publish, self._id, published.root, published.length, published.hashes)
+        self._closed = True
+        await self._bs._after_publish(published.root)
+        return published.root
+
+    async def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with trio.CancelScope(shield=True):
+                await self._bs._writer.call(self._bs.store.abort, self._id)
+
+    async def __aenter__(self) -> AsyncObjectWriter:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._closed:
+            await self.abort()
+
+
+class _Collector(Collector):
+    def __init__(self, blockstore: Blockstore) -> None:
+        self._bs = blockstore
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        store = self._bs._store
+        if store is None:
+            return
+        s = store.stats()
+        yield GaugeMetricFamily("lightning_blockstore_bytes", "Unique block bytes stored", value=s.bytes)
+        yield GaugeMetricFamily(
+            "lightning_blockstore_capacity_bytes", "Configured capacity", value=self._bs.config.capacity_bytes
+        )
+        yield GaugeMetricFamily("lightning_blockstore_objects", "Objects stored", value=s.objects)
+        yield GaugeMetricFamily("lightning_blockstore_pinned_objects", "Pinned objects", value=s.pinned)
+        yield GaugeMetricFamily("lightning_blockstore_blocks", "Unique blocks stored", value=s.blocks)
+        yield CounterMetricFamily(
+            "lightning_blockstore_evictions", "Objects evicted by GC (all processes)", value=s.evictions
+        )
+        yield CounterMetricFamily(
+            "lightning_blockstore_verification_failures",
+            "Stored blocks or objects that failed verification on read (this process)",
+            value=store.verification_failures,
+        )

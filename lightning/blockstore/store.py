@@ -1,0 +1,501 @@
+"""The blockstore on LMDB: blocks stored once by their blake3 hash, objects published atomically, LRU eviction.
+
+Theory of operation
+-------------------
+One LMDB environment (``<home>/data/blockstore``) holds these tables:
+
+=============  ==================================  =====================================================
+table          key                                 value
+=============  ==================================  =====================================================
+``blocks``     block hash (32)                     block bytes (at most 256 KiB)
+``refs``       block hash                          u64: object positions + staging entries that use it
+``objects``    root (32)                           canonical msgpack ``{len, hashes, pinned}``
+``lru``        root of a cached (unpinned) object  u64 tick of its last use
+``lru_order``  u64be tick || root                  empty: the eviction order
+``staging``    writer id (16) || u64be seq         block hash written by an unpublished writer
+``writers``    writer id                           ``{pid, start}``: who owns the staging entries
+``meta``       name                                u64 counters (``bytes``, ``objects``, ``tick``, …)
+=============  ==================================  =====================================================
+
+A writer stores its blocks in small transactions, each block with a staging entry that holds a reference, so a
+block a writer needs is never collected. Publishing is one transaction: the object row appears, the staging entries
+turn into the object's references (the counts do not change) and vanish. Until then no reader can name the object,
+so a writer killed mid-put leaves no half object: on open, staging entries of writers whose process is gone are
+swept (their references dropped, blocks with no reference deleted). ``refs[h] > 0`` iff ``blocks[h]`` exists.
+
+The environment is opened without ``writemap`` (a full disk is an error from a write, not a SIGBUS) and with
+``sync=False``; :meth:`BlockStore.publish` calls ``env.sync`` after its commit, so a published object survives a
+power cut, while the staging transactions before it skip the fsync. LMDB is safe across processes, so the CLI can
+write while the node runs. Write transactions belong to the thread that opened them: the async component
+(``component.py``) runs every write on one long-lived thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import struct
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from lightning.blockstore.tree import BlockTree, encode_proof_stream, tree_from_block_hashes
+from lightning.blockstore.verify import BLOCK_SIZE, HASH_SIZE, BytesLike, block_count, block_len, hash_block
+from lightning.codec import CodecError, decode, encode
+from lightning.errors import LightningError
+
+__all__ = [
+    "BlockStore",
+    "BlockstoreError",
+    "BlockstoreFull",
+    "CorruptBlock",
+    "CorruptObject",
+    "ObjectInfo",
+    "StoreStats",
+    "UnknownObject",
+]
+
+logger = logging.getLogger(__name__)
+
+_U64 = struct.Struct(">Q")
+WRITER_ID_BYTES = 16
+TREE_CACHE_ENTRIES = 256
+
+
+class BlockstoreError(LightningError):
+    """Root of the blockstore's errors."""
+
+
+class UnknownObject(BlockstoreError):
+    """No object with this root is stored."""
+
+
+class BlockstoreFull(BlockstoreError):
+    """The store's map or the disk is full; the write was rolled back."""
+
+
+class CorruptBlock(BlockstoreError):
+    """A stored block no longer hashes to its key (disk or memory corruption)."""
+
+    def __init__(self, root: bytes, index: int) -> None:
+        super().__init__(f"stored block {index} of object {root.hex()} is corrupt (hash mismatch)")
+        self.root = root
+        self.block_index = index
+
+
+class CorruptObject(BlockstoreError):
+    """An object's stored block list does not hash to its root."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    root: bytes
+    length: int
+    hashes: bytes  # block hashes, 32 bytes each, in order
+    pinned: bool
+
+    @property
+    def block_count(self) -> int:
+        return len(self.hashes) // HASH_SIZE
+
+    def block_hash(self, index: int) -> bytes:
+        return self.hashes[index * HASH_SIZE : (index + 1) * HASH_SIZE]
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    bytes: int  # unique block bytes stored
+    objects: int
+    blocks: int
+    pinned: int
+    evictions: int
+    staging_writers: int
+
+
+def _u64(v: int) -> bytes:
+    return _U64.pack(v)
+
+
+def _from_u64(b: bytes | memoryview | None) -> int:
+    return 0 if b is None else int(_U64.unpack(b)[0])
+
+
+def _process_start(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def _writer_alive(pid: int, start: int) -> bool:
+    return _process_start(pid) == start
+
+
+class BlockStore:
+    """Synchronous LMDB store; every method opens and commits its own transaction.
+
+    Writes must come from one thread per process (the async component guarantees it); reads may come from any.
+    Raises :class:`BlockstoreError` subclasses; :class:`BlockstoreFull` leaves the store as it was.
+    """
+
+    def __init__(self, path: Path, *, map_size: int = 1024**4, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self.env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=8,
+                max_readers=512,
+                sync=False,
+                writemap=False,
+                readahead=False,
+                readonly=readonly,
+                lock=True,
+            )
+        except lmdb.Error as exc:
+            raise BlockstoreError(f"{path}: cannot open blockstore: {exc}") from None
+        except OSError as exc:
+            raise BlockstoreError(f"{path}: cannot open blockstore: {exc.strerror}") from None
+        create = not readonly
+        self._blocks = self.env.open_db(b"blocks", create=create)
+        self._refs = self.env.open_db(b"refs", create=create)
+        self._objects = self.env.open_db(b"objects", create=create)
+        self._lru = self.env.open_db(b"lru", create=create)
+        self._lru_order = self.env.open_db(b"lru_order", create=create)
+        self._staging = self.env.open_db(b"staging", create=create)
+        self._writers = self.env.open_db(b"writers", create=create)
+        self._meta = self.env.open_db(b"meta", create=create)
+        self._trees: OrderedDict[bytes, BlockTree] = OrderedDict()
+        self.verification_failures = 0
+        if not readonly:
+            self.sweep_orphans()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> BlockStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[lmdb.Transaction]:
+        try:
+            with self.env.begin(write=True) as txn:
+                yield txn
+        except lmdb.MapFullError:
+            raise BlockstoreFull(
+                f"{self.path}: blockstore map is full; raise blockstore.map_size_bytes or lower capacity_bytes"
+            ) from None
+        except lmdb.DiskError as exc:
+            raise BlockstoreFull(f"{self.path}: disk error while writing: {exc}") from None
+        except lmdb.Error as exc:
+            if "No space left" in str(exc) or "ENOSPC" in str(exc):
+                raise BlockstoreFull(f"{self.path}: no space left on the device") from None
+            raise BlockstoreError(f"{self.path}: LMDB write failed: {exc}") from None
+
+    def _meta_add(self, txn: lmdb.Transaction, name: bytes, delta: int) -> int:
+        value = _from_u64(txn.get(name, db=self._meta)) + delta
+        assert value >= 0, f"blockstore counter {name!r} went negative"
+        txn.put(name, _u64(value), db=self._meta)
+        return value
+
+    def _incref(self, txn: lmdb.Transaction, h: bytes, data: bytes | memoryview | None) -> None:
+        count = _from_u64(txn.get(h, db=self._refs))
+        if count == 0:
+            assert data is not None, "a new block needs its bytes"
+            txn.put(h, data, db=self._blocks)
+            self._meta_add(txn, b"bytes", len(data))
+            self._meta_add(txn, b"blocks", 1)
+        txn.put(h, _u64(count + 1), db=self._refs)
+
+    def _decref(self, txn: lmdb.Transaction, h: bytes) -> None:
+        count = _from_u64(txn.get(h, db=self._refs))
+        assert count > 0, f"block {h.hex()} released more often than referenced"
+        if count == 1:
+            data = txn.get(h, db=self._blocks)
+            txn.delete(h, db=self._refs)
+            txn.delete(h, db=self._blocks)
+            self._meta_add(txn, b"bytes", -(len(data) if data is not None else 0))
+            self._meta_add(txn, b"blocks", -1)
+        else:
+            txn.put(h, _u64(count - 1), db=self._refs)
+
+    # -- writers ------------------------------------------------------------------------------------------------
+    def new_writer_id(self) -> bytes:
+        return os.urandom(WRITER_ID_BYTES)
+
+    def stage(self, writer_id: bytes, first_seq: int, blocks: Iterable[tuple[bytes, bytes | memoryview]]) -> int:
+        """Store ``(hash, data)`` blocks for an unpublished writer in one transaction; returns the next seq.
+
+        The caller has hashed the blocks (trusted) or verified them (untrusted)."""
+        seq = first_seq
+        with self._write() as txn:
+            if first_seq == 0:
+                owner = {"pid": os.getpid(), "start": _process_start(os.getpid()) or 0}
+                txn.put(writer_id, encode(owner), db=self._writers)
+            for h, data in blocks:
+                assert len(h) == HASH_SIZE and 0 < len(data) <= BLOCK_SIZE
+                self._incref(txn, h, data)
+                txn.put(writer_id + _u64(seq), h, db=self._staging)
+                seq += 1
+        return seq
+
+    def _staged(self, txn: lmdb.Transaction, writer_id: bytes) -> list[tuple[bytes, bytes]]:
+        out = []
+        cursor = txn.cursor(db=self._staging)
+        if cursor.set_range(writer_id):
+            for key, value in cursor:
+                if bytes(key[:WRITER_ID_BYTES]) != writer_id:
+                    break
+                out.append((bytes(key), bytes(value)))
+        return out
+
+    def publish(self, writer_id: bytes, root: bytes, length: int, hashes: bytes, *, pin: bool) -> bool:
+        """Make the writer's staged blocks the object ``root`` in one transaction, then fsync.
+
+        Returns False if the object already existed (the staged references are dropped; ``pin`` still applies)."""
+        assert len(hashes) == block_count(length) * HASH_SIZE
+        with self._write() as txn:
+            staged = self._staged(txn, writer_id)
+            assert b"".join(h for _, h in staged) == hashes, "staged blocks differ from the published list"
+            existing = txn.get(root, db=self._objects)
+            for key, h in staged:
+                txn.delete(key, db=self._staging)
+                if existing is not None:
+                    self._decref(txn, h)
+            txn.delete(writer_id, db=self._writers)
+            if existing is None:
+                txn.put(root, encode({"len": length, "hashes": hashes, "pinned": pin}), db=self._objects)
+                self._meta_add(txn, b"objects", 1)
+                if pin:
+                    self._meta_add(txn, b"pinned", 1)
+                else:
+                    self._touch(txn, root)
+            elif pin:
+                self._set_pinned(txn, root, True)
+            else:
+                self._touch(txn, root)
+        self.env.sync(True)
+        return existing is None
+
+    def abort(self, writer_id: bytes) -> None:
+        """Drop an unpublished writer's staged blocks."""
+        with self._write() as txn:
+            self._abort(txn, writer_id)
+
+    def _abort(self, txn: lmdb.Transaction, writer_id: bytes) -> None:
+        for key, h in self._staged(txn, writer_id):
+            txn.delete(key, db=self._staging)
+            self._decref(txn, h)
+        txn.delete(writer_id, db=self._writers)
+
+    def sweep_orphans(self) -> int:
+        """Abort writers whose process is gone (killed mid-put). Returns how many were swept."""
+        with self.env.begin() as txn:
+            writers = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._writers)]
+        dead = []
+        for wid, raw in writers:
+            try:
+                owner = decode(raw)
+                alive = _writer_alive(int(owner["pid"]), int(owner["start"]))
+            except (CodecError, KeyError, TypeError, ValueError):
+                alive = False
+            if not alive:
+                dead.append(wid)
+        if dead:
+            with self._write() as txn:
+                for wid in dead:
+                    self._abort(txn, wid)
+            logger.info("swept %d unpublished writer(s) left by dead processes in %s", len(dead), self.path)
+        return len(dead)
+
+    # -- objects ------------------------------------------------------------------------------------------------
+    def _object(self, txn: lmdb.Transaction, root: bytes) -> ObjectInfo | None:
+        raw = txn.get(root, db=self._objects)
+        if raw is None:
+            return None
+        try:
+            row: dict[str, Any] = decode(bytes(raw))
+            info = ObjectInfo(bytes(root), int(row["len"]), bytes(row["hashes"]), bool(row["pinned"]))
+        except (CodecError, KeyError, TypeError, ValueError) as exc:
+            raise CorruptObject(f"object {root.hex()}: stored record is unreadable ({exc})") from None
+        if len(info.hashes) != block_count(info.length) * HASH_SIZE:
+            raise CorruptObject(f"object {root.hex()}: stored block list does not match its length")
+        return info
+
+    def info(self, root: bytes) -> ObjectInfo | None:
+        with self.env.begin() as txn:
+            return self._object(txn, root)
+
+    def has(self, root: bytes) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(root, db=self._objects) is not None
+
+    def get_info(self, root: bytes) -> ObjectInfo:
+        info = self.info(root)
+        if info is None:
+            raise UnknownObject(f"no object {root.hex()} in the blockstore")
+        return info
+
+    def tree(self, info: ObjectInfo) -> BlockTree:
+        """The object's verified tree (cached): its block list must hash to its root."""
+        tree = self._trees.get(info.root)
+        if tree is not None:
+            self._trees.move_to_end(info.root)
+            return tree
+        hashes = [info.block_hash(i) for i in range(info.block_count)]
+        tree = tree_from_block_hashes(hashes, info.length)
+        if tree.root != info.root:
+            self.verification_failures += 1
+            logger.error("object %s: stored block list does not hash to its root", info.root.hex())
+            raise CorruptObject(f"object {info.root.hex()}: stored block list does not hash to its root")
+        self._trees[info.root] = tree
+        if len(self._trees) > TREE_CACHE_ENTRIES:
+            self._trees.popitem(last=False)
+        return tree
+
+    def read_block(self, info: ObjectInfo, index: int) -> bytes:
+        """Block ``index`` of the object, verified against its hash. Raises :class:`CorruptBlock`."""
+        if not 0 <= index < info.block_count:
+            raise IndexError(f"block {index} outside the object's {info.block_count} blocks")
+        h = info.block_hash(index)
+        with self.env.begin() as txn:
+            data = txn.get(h, db=self._blocks)
+        if data is None or len(data) != block_len(index, info.length) or hash_block(data) != h:
+            self.verification_failures += 1
+            logger.error("blockstore: object %s block %d failed verification", info.root.hex(), index)
+            raise CorruptBlock(info.root, index)
+        return bytes(data)
+
+    def read_range(self, root: bytes, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Verified bytes [start, end) of the object, block by block. Raises UnknownObject, CorruptBlock."""
+        info = self.get_info(root)
+        self.tree(info)
+        end = info.length if end is None else min(end, info.length)
+        if start >= end:
+            return
+        first, last = start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        for index in range(first, last + 1):
+            block = self.read_block(info, index)
+            offset = index * BLOCK_SIZE
+            lo = max(start - offset, 0)
+            hi = min(end - offset, len(block))
+            yield block if (lo, hi) == (0, len(block)) else block[lo:hi]
+
+    def proof_stream(self, root: bytes, start_block: int = 0, end_block: int | None = None) -> Iterator[BytesLike]:
+        """The proof stream (docs/blockstore-format.md) for blocks [start_block, end_block) of a stored object,
+        every block verified as it is read. Raises UnknownObject, CorruptObject, CorruptBlock, ValueError (range)."""
+        info = self.get_info(root)
+        return encode_proof_stream(self.tree(info), lambda i: self.read_block(info, i), start_block, end_block)
+
+    def read_all(self, root: bytes) -> bytes:
+        return b"".join(self.read_range(root))
+
+    # -- recency, pinning, deletion, GC -------------------------------------------------------------------------
+    def _touch(self, txn: lmdb.Transaction, root: bytes) -> None:
+        old = txn.get(root, db=self._lru)
+        if old is not None:
+            txn.delete(bytes(old) + root, db=self._lru_order)
+        tick = _u64(self._meta_add(txn, b"tick", 1))
+        txn.put(root, tick, db=self._lru)
+        txn.put(tick + root, b"", db=self._lru_order)
+
+    def touch(self, roots: Iterable[bytes]) -> None:
+        """Mark cached objects as just used (pinned and unknown roots are ignored)."""
+        with self._write() as txn:
+            for root in roots:
+                if txn.get(root, db=self._lru) is not None:
+                    self._touch(txn, root)
+
+    def _set_pinned(self, txn: lmdb.Transaction, root: bytes, pinned: bool) -> None:
+        info = self._object(txn, root)
+        if info is None:
+            raise UnknownObject(f"no object {root.hex()} in the blockstore")
+        if info.pinned == pinned:
+            return
+        txn.put(root, encode({"len": info.length, "hashes": info.hashes, "pinned": pinned}), db=self._objects)
+        self._meta_add(txn, b"pinned", 1 if pinned else -1)
+        if pinned:
+            old = txn.get(root, db=self._lru)
+            if old is not None:
+                txn.delete(bytes(old) + root, db=self._lru_order)
+                txn.delete(root, db=self._lru)
+        else:
+            self._touch(txn, root)
+
+    def pin(self, root: bytes, pinned: bool = True) -> None:
+        with self._write() as txn:
+            self._set_pinned(txn, root, pinned)
+
+    def _delete(self, txn: lmdb.Transaction, root: bytes) -> bool:
+        info = self._object(txn, root)
+        if info is None:
+            return False
+        for i in range(info.block_count):
+            self._decref(txn, info.block_hash(i))
+        txn.delete(root, db=self._objects)
+        old = txn.get(root, db=self._lru)
+        if old is not None:
+            txn.delete(bytes(old) + root, db=self._lru_order)
+            txn.delete(root, db=self._lru)
+        self._meta_add(txn, b"objects", -1)
+        if info.pinned:
+            self._meta_add(txn, b"pinned", -1)
+        self._trees.pop(root, None)
+        return True
+
+    def delete(self, root: bytes) -> bool:
+        """Remove an object (pinned or not); blocks no other object uses are freed. False if it was not there."""
+        with self._write() as txn:
+            return self._delete(txn, root)
+
+    def collect(self, capacity_bytes: int, *, keep: Iterable[bytes] = ()) -> list[bytes]:
+        """Evict least-recently-used cached objects until at most ``capacity_bytes`` of blocks remain.
+
+        Pinned objects and ``keep`` are never evicted. Returns the evicted roots."""
+        protect = set(keep)
+        evicted: list[bytes] = []
+        with self._write() as txn:
+            cursor = txn.cursor(db=self._lru_order)
+            while _from_u64(txn.get(b"bytes", db=self._meta)) > capacity_bytes:
+                victim = None
+                if cursor.first():
+                    for key, _ in cursor:
+                        root = bytes(key[8:])
+                        if root not in protect:
+                            victim = root
+                            break
+                if victim is None:
+                    break
+                self._delete(txn, victim)
+                self._meta_add(txn, b"evictions", 1)
+                evicted.append(victim)
+        if evicted:
+            logger.info("blockstore: evicted %d object(s) to stay under %d bytes", len(evicted), capacity_bytes)
+        return evicted
+
+    def stats(self) -> StoreStats:
+        with self.env.begin() as txn:
+
+            def m(name: bytes) -> int:
+                return _from_u64(txn.get(name, db=self._meta))
+
+            writers = txn.stat(self._writers)["entries"]
+            return StoreStats(m(b"bytes"), m(b"objects"), m(b"blocks"), m(b"pinned"), m(b"evictions"), writers)
+
+    def roots(self) -> Iterator[bytes]:
+        with self.env.begin() as txn:
+            for key, _ in txn.cursor(db=self._objects):
+                yield bytes(key)
