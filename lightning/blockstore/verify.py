@@ -455,6 +455,7 @@ class VerifiedBlock:
     index: int
     offset: int
     data: bytes
+    block_hash: bytes  # its plain BLAKE3 hash, computed during verification
 
 
 class _State(enum.Enum):
@@ -669,12 +670,13 @@ class ProofStreamDecoder:
         verifier = self._verifier
         assert verifier is not None and verifier.next_index is not None
         index = verifier.next_index
-        verifier.verify_block(self._proof, data)
+        block_hash = hash_block(data)
+        verifier.verify_block_hash(self._proof, block_hash, len(data))
         if verifier.done:
             self._advance(_State.DONE, 0)
         else:
             self._advance(_State.COUNT, 1)
-        return VerifiedBlock(index, index * BLOCK_SIZE, data)
+        return VerifiedBlock(index, index * BLOCK_SIZE, data, block_hash)
 
 
 def verify_stream(

@@ -111,9 +111,8 @@ class UntrustedCore:
             raise VerificationFailed(f"object {self.root.hex()}: {exc}") from exc
         out: list[Batch] = []
         for block in blocks:
-            h = hash_block(block.data)
-            self._hashes += h
-            self._batch.append((h, block.data))
+            self._hashes += block.block_hash
+            self._batch.append((block.block_hash, block.data))
             if len(self._batch) >= self._batch_blocks:
                 out.append(self._batch)
                 self._batch = []

@@ -61,7 +61,7 @@ class Obj:
 
     def expected(self, start: int = 0, end: int | None = None) -> list[VerifiedBlock]:
         end = len(self.blocks) if end is None else end
-        return [VerifiedBlock(i, i * BLOCK_SIZE, self.blocks[i]) for i in range(start, end)]
+        return [VerifiedBlock(i, i * BLOCK_SIZE, self.blocks[i], hash_block(self.blocks[i])) for i in range(start, end)]
 
 
 def make_obj(total_len: int, seed: int = 1) -> Obj:
