@@ -7,6 +7,7 @@ Amounts in genesis are TOML integers in base units (only small ones fit in TOML'
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ __all__ = [
     "parse_amount",
     "render_genesis",
 ]
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 def parse_amount(value: Any, where: str) -> int:
@@ -81,9 +85,8 @@ class GenesisNode:
                 parse_public_key(getattr(self, name))
             except LightningError as exc:
                 raise ValueError(f"{name}: {exc}") from None
-        problem = _check_host(self.host)
-        if problem:
-            raise ValueError(f"host: {problem}")
+        if _check_host(self.host) and not _HOSTNAME.fullmatch(self.host):
+            raise ValueError(f"host: must be an IP address or a host name, got {self.host!r}")
         for name in ("quic_port", "http_port", "pinger_port"):
             problem = _check_port(getattr(self, name))
             if problem:

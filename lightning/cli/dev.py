@@ -108,3 +108,75 @@ def blockstore_stats(home: HomeOpt = None) -> None:
     typer.echo(f"evictions:  {s.evictions}")
     if s.staging_writers:
         typer.echo(f"writers in progress: {s.staging_writers}")
+
+
+@dev_app.command("genesis")
+def dev_genesis(
+    nodes: Annotated[int, typer.Option("--nodes", help="Number of nodes.")] = 4,
+    committee: Annotated[int, typer.Option("--committee", help="Genesis committee size (first K nodes).")] = 4,
+    out: Annotated[Path, typer.Option("--out", help="Output directory (must be empty).")] = Path("cluster"),
+    host_base: Annotated[str, typer.Option("--host-base", help="Address of node 1; node k gets base + k-1.")] = (
+        "127.0.0.1"
+    ),
+    compose: Annotated[bool, typer.Option("--compose", help="Hosts are compose services node-1..N.")] = False,
+    epoch_ms: Annotated[int, typer.Option("--epoch-ms", help="Epoch length in milliseconds.")] = 24 * 3600 * 1000,
+) -> None:
+    """Generate keys, homes and one genesis for a local N-node network."""
+    from lightning.devnet import make_cluster
+
+    layout = make_cluster(
+        out, nodes=nodes, committee=committee, host_base=host_base, compose=compose, epoch_time_ms=epoch_ms
+    )
+    for n in layout.nodes:
+        role = "committee" if n.committee else "edge"
+        typer.echo(f"{n.name}  {n.node_id}  {n.host}  http :{n.http_port}  rpc :{n.rpc_port}  {role}  {n.home}")
+    typer.echo(f"faucet {layout.faucet}  (key: {layout.root / 'faucet.key'})")
+
+
+@dev_app.command("cluster")
+def dev_cluster(
+    nodes: Annotated[int, typer.Option("--nodes", help="Number of nodes.")] = 4,
+    committee: Annotated[int | None, typer.Option("--committee", help="Committee size [default: min(N, 4)].")] = None,
+    home: Annotated[Path, typer.Option("--home", help="Cluster directory.")] = Path("~/.lightning-cluster"),
+    keep: Annotated[bool, typer.Option("--keep", help="Reuse the existing homes instead of regenerating.")] = False,
+    host_base: Annotated[str, typer.Option("--host-base", help="Address of node 1.")] = "127.0.0.1",
+) -> None:
+    """Run an N-node local cluster in the foreground; Ctrl-C or SIGTERM stops every node (exit 0)."""
+    import shutil
+    import signal as _signal
+
+    import trio
+
+    from lightning.devnet import ClusterLayout, make_cluster
+    from lightning.devnet.cluster import ClusterSupervisor
+    from lightning.devnet.genesis import DevnetError
+
+    root = home.expanduser().absolute()
+    if keep and (root / "cluster.json").exists():
+        layout = ClusterLayout.load(root)
+    else:
+        if root.exists() and any(root.iterdir()):
+            if not (root / "cluster.json").exists():
+                raise DevnetError(f"{root}: exists and is not a cluster directory; choose another --home")
+            shutil.rmtree(root)
+        layout = make_cluster(root, nodes=nodes, committee=committee or min(nodes, 4), host_base=host_base)
+
+    def echo(line: str) -> None:
+        typer.echo(line)
+
+    async def main() -> None:
+        supervisor = ClusterSupervisor(layout, echo=echo)
+        with trio.open_signal_receiver(_signal.SIGINT, _signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(supervisor.run)
+
+                async def wait_signal() -> None:
+                    async for signum in signals:
+                        echo(f"received {_signal.Signals(signum).name}: stopping {len(layout.nodes)} nodes")
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(wait_signal)
+        echo("cluster stopped")
+
+    trio.run(main)
