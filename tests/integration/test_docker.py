@@ -18,7 +18,7 @@ def test_compose_file_is_valid_and_describes_four_nodes():
         ["docker-compose", "-f", str(DOCKER / "docker-compose.yml"), "config"], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
-    config = res.stdout
+    config = " ".join(res.stdout.split())
     for k in range(1, 5):
         assert f"node-{k}:" in config and f"LIGHTNING_HOME: /cluster/node-{k}" in config
     assert "--nodes 4 --committee 4 --compose --out /cluster" in config
