@@ -26,6 +26,7 @@ from lightning.http.endpoint import ClientEndpoint
 from lightning.http.server import HttpMetrics
 from lightning.metrics import NodeMetrics, new_registry
 from lightning.rpc import Dispatcher, RpcEndpoint
+from lightning.services import ContentService, ServiceMetrics
 
 __all__ = ["ComponentCrashed", "Node", "NodeStatus"]
 
@@ -80,8 +81,13 @@ class Node:
         self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
         self._register_rpc()
 
+        self.content = ContentService(self.blockstore, metrics=ServiceMetrics(self.registry))
         self.client = ClientEndpoint(
-            config.http, host=config.node.listen_host, health=self.health, http_metrics=http_metrics
+            config.http,
+            host=config.node.listen_host,
+            health=self.health,
+            services={ContentService.service_id: self.content.handle},
+            http_metrics=http_metrics,
         )
         self.rpc = RpcEndpoint(
             config.rpc,
