@@ -51,9 +51,7 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.bytes = Counter(
-            "lightning_services_served_bytes", "Body bytes served", labels, registry=registry
-        )
+        self.bytes = Counter("lightning_services_served_bytes", "Body bytes served", labels, registry=registry)
         self.requests = Counter(
             "lightning_services_requests", "Requests by status", ["service", "status"], registry=registry
         )
@@ -167,4 +165,3 @@ async def _aiter(chunks: Iterable[BytesLike]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk if isinstance(chunk, bytes) else bytes(chunk)
         await trio.lowlevel.checkpoint()
-

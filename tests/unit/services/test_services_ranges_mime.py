@@ -25,7 +25,9 @@ def test_parse_range(header, length, expected):
     assert parse_range(header, length) == expected
 
 
-@pytest.mark.parametrize(("header", "length"), [("bytes=10-", 10), ("bytes=10-20", 10), ("bytes=-0", 10), ("bytes=-5", 0)])
+@pytest.mark.parametrize(
+    ("header", "length"), [("bytes=10-", 10), ("bytes=10-20", 10), ("bytes=-0", 10), ("bytes=-5", 0)]
+)
 def test_unsatisfiable(header, length):
     with pytest.raises(Unsatisfiable):
         parse_range(header, length)
