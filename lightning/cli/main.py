@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import signal
@@ -223,6 +224,48 @@ async def _watch_signals(node: Any, scope: trio.CancelScope, grace_s: float) -> 
             logger.info("received %s: stopping (grace %.1f s)", signal.Signals(signum).name, grace_s)
             node.request_stop()
             scope.deadline = trio.current_time() + grace_s
+
+
+@app.command("bench")
+def bench(
+    target: Annotated[list[str], typer.Option("--target", help="Node client endpoint, e.g. http://127.0.0.1:4220.")],
+    cid: Annotated[list[str] | None, typer.Option("--cid", help="IPFS CID to request (repeatable).")] = None,
+    root: Annotated[list[str] | None, typer.Option("--root", help="Blake3 root (hex) to request (repeatable).")] = None,
+    requests: Annotated[int | None, typer.Option("--requests", help="Total requests.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Concurrent requests.")] = 8,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    service: Annotated[int, typer.Option("--service", help="Service id: 0 content, 1 video.")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")] = 30.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Load-test nodes: TTFB and TTFL p50/p90/p99, throughput and errors, in total and per node."""
+    from lightning.loadgen import BenchError, run_load, terminal_progress
+
+    paths = [f"/services/{service}/ipfs/{c}" for c in cid or []]
+    for r in root or []:
+        if len(r) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in r):
+            raise BenchError(f"--root {r!r}: expected 64 hex digits")
+        paths.append(f"/services/{service}/blake3/{r.lower()}")
+    if requests is None and duration is None:
+        requests = 100
+    report = trio.run(
+        functools.partial(
+            run_load,
+            target,
+            paths,
+            requests=requests,
+            concurrency=concurrency,
+            duration_s=duration,
+            timeout_s=timeout,
+            progress=terminal_progress,
+        )
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    for line in report.lines():
+        typer.echo(line)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
 
 
 @app.command()
