@@ -53,7 +53,7 @@ def test_bench_counts_errors_when_the_node_stops(spawn, tmp_path):
     ports = node.wait_ready()
     root = _store(node, tmp_path, 4096)
     out = tmp_path / "report.json"
-    args = ["bench", "--target", f"http://{ports['http']}", "--root", root, "--duration", "15"]
+    args = ["bench", "--target", f"http://{ports['http']}", "--root", root, "--duration", "8"]
     args += ["--concurrency", "4", "--timeout", "5", "--json", str(out)]
     proc = subprocess.Popen(
         lightning_cmd(*args),
