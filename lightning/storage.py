@@ -11,11 +11,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
-__all__ = ["WriterThread"]
+__all__ = ["Job", "WriterThread"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,27 @@ class WriterThread:
                 return
             job()
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> Job[T]:
+        """Queue ``fn(*args)`` without waiting; ``await job.wait()`` for its result. Lets the caller overlap work
+        with the thread (e.g. send one batch while the next is hashed; blake3 releases the GIL)."""
+        job: Job[T] = Job()
+        if self.inline:
+            job._run(fn, args)
+            job._done.set()
+            return job
+        assert self._thread is not None, f"{self.name} is not running"
+        token = trio.lowlevel.current_trio_token()
+
+        def run() -> None:
+            job._run(fn, args)
+            try:
+                token.run_sync_soon(job._done.set)
+            except trio.RunFinishedError:
+                pass
+
+        self._jobs.put(run)
+        return job
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the writer thread and return its result (or raise its exception).
 
@@ -76,3 +97,24 @@ class WriterThread:
         if "error" in box:
             raise box["error"]
         return box["result"]  # type: ignore[no-any-return]
+
+
+class Job(Generic[T]):
+    """A function queued on a :class:`WriterThread`."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
+        try:
+            self._result = fn(*args)
+        except BaseException as exc:  # handed to whoever waits
+            self._error = exc
+
+    async def wait(self) -> T:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import lmdb
 import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lightning.blockstore.store import BlockStore, ObjectInfo, StoreStats
-from lightning.blockstore.verify import BytesLike
+from lightning.blockstore.verify import BLOCK_SIZE, BytesLike
 from lightning.blockstore.writer import UntrustedCore, WriterCore
 from lightning.config import BlockstoreConfig
-from lightning.storage import WriterThread
+from lightning.storage import Job, WriterThread
 
 __all__ = ["AsyncObjectWriter", "Blockstore"]
 
 logger = logging.getLogger(__name__)
 
 TOUCH_FLUSH_S = 1.0
+STREAM_BATCH_BLOCKS = 8  # 2 MiB hashed per hand-off to the verifier thread
 MAX_PENDING_TOUCHES = 10_000
 
 
@@ -41,6 +45,7 @@ class Blockstore:
         self.config = config
         self.path = path
         self._writer = WriterThread(f"blockstore-writer:{path}", inline=inline)
+        self._verifier = WriterThread(f"blockstore-verifier:{path}", inline=inline)
         self._registry = registry
         self._store: BlockStore | None = None
         self._touched: set[bytes] = set()
@@ -56,6 +61,7 @@ class Blockstore:
         if collector is not None and self._registry is not None:
             self._registry.register(collector)
         self._writer.start()
+        self._verifier.start()
         try:
             stats = self._store.stats()
             logger.info(
@@ -73,6 +79,7 @@ class Blockstore:
             with trio.CancelScope(shield=True):
                 await self._flush_touches()
             self._writer.stop()
+            self._verifier.stop()
             if collector is not None and self._registry is not None:
                 self._registry.unregister(collector)
             self._store.close()
@@ -95,6 +102,49 @@ class Blockstore:
         for chunk in self.store.read_range(root, start, end):
             yield chunk
             await trio.lowlevel.checkpoint()
+
+    async def stream(
+        self, info: ObjectInfo, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes | memoryview]:
+        """Verified bytes [start, end) of an object as zero-copy views, pipelined: while one batch of blocks is
+        sent, the next is hashed on the verifier thread (blake3 releases the GIL). Each view is valid until the
+        generator is resumed. Raises CorruptObject, CorruptBlock (after yielding every block before the bad one).
+        """
+        store = self.store
+        store.tree(info)
+        self._touch(info.root)
+        end = info.length if end is None else min(end, info.length)
+        if start >= end:
+            return
+        indices = list(range(start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1))
+        batches = [indices[k : k + STREAM_BATCH_BLOCKS] for k in range(0, len(indices), STREAM_BATCH_BLOCKS)]
+        pending: list[_Batch] = []
+
+        def open_batch(idxs: list[int]) -> None:
+            txn = store.read_txn()
+            views = [store.block_view(txn, info, i) for i in idxs]
+            pending.append(_Batch(txn, idxs, views, self._verifier.submit(store.first_bad_block, info, idxs, views)))
+
+        try:
+            open_batch(batches[0])
+            for k in range(len(batches)):
+                batch = pending[0]
+                bad = await batch.job.wait()
+                if k + 1 < len(batches):
+                    open_batch(batches[k + 1])
+                for index, view in zip(batch.indices, batch.views, strict=True):
+                    if index == bad or view is None:
+                        raise store.corrupt(info, index)
+                    offset = index * BLOCK_SIZE
+                    lo, hi = max(start - offset, 0), min(end - offset, len(view))
+                    yield view if (lo, hi) == (0, len(view)) else view[lo:hi]
+                pending.pop(0).txn.abort()
+        finally:
+            with trio.CancelScope(shield=True):
+                for batch in pending:  # a hash may still read these pages: let it finish before the txn ends
+                    with contextlib.suppress(Exception):
+                        await batch.job.wait()
+                    batch.txn.abort()
 
     def _touch(self, root: bytes) -> None:
         if len(self._touched) < MAX_PENDING_TOUCHES:
@@ -126,6 +176,14 @@ class Blockstore:
         if self.store.stats().bytes > self.config.capacity_bytes:
             collect = functools.partial(self.store.collect, keep=[root])
             await self._writer.call(collect, self.config.capacity_bytes)
+
+
+@dataclass
+class _Batch:
+    txn: lmdb.Transaction
+    indices: list[int]
+    views: list[memoryview | None]
+    job: Job[int | None]
 
 
 class AsyncObjectWriter:

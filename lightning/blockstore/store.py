@@ -37,7 +37,7 @@ import logging
 import os
 import struct
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ class BlockStore:
                 str(path),
                 map_size=map_size,
                 max_dbs=8,
-                max_readers=512,
+                max_readers=4096,
                 sync=False,
                 writemap=False,
                 readahead=False,
@@ -374,10 +374,41 @@ class BlockStore:
         with self.env.begin() as txn:
             data = txn.get(h, db=self._blocks)
         if data is None or len(data) != block_len(index, info.length) or hash_block(data) != h:
-            self.verification_failures += 1
-            logger.error("blockstore: object %s block %d failed verification", info.root.hex(), index)
-            raise CorruptBlock(info.root, index)
+            raise self.corrupt(info, index)
         return bytes(data)
+
+    # -- zero-copy reads (the async component pipelines these: views from one read transaction, hashed off-thread)
+    def read_txn(self) -> lmdb.Transaction:
+        """A read transaction whose ``get`` returns views into the map; they die with the transaction."""
+        return self.env.begin(buffers=True)
+
+    def block_view(self, txn: lmdb.Transaction, info: ObjectInfo, index: int) -> memoryview | None:
+        view = txn.get(info.block_hash(index), db=self._blocks)
+        return None if view is None else memoryview(view)
+
+    @staticmethod
+    def first_bad_block(info: ObjectInfo, indices: Sequence[int], views: Sequence[memoryview | None]) -> int | None:
+        """The first index whose block is missing, the wrong size, or not its hash (None if all verify).
+
+        Thread-safe and GIL-friendly (blake3 releases the GIL), so it can run beside the event loop."""
+        for index, view in zip(indices, views, strict=True):
+            if view is None or len(view) != block_len(index, info.length) or hash_block(view) != info.block_hash(index):
+                return index
+        return None
+
+    def corrupt(self, info: ObjectInfo, index: int) -> CorruptBlock:
+        """Count and log a block that failed verification; return the error to raise."""
+        self.verification_failures += 1
+        logger.error("blockstore: object %s block %d failed verification", info.root.hex(), index)
+        return CorruptBlock(info.root, index)
+
+    def peek(self, info: ObjectInfo, size: int = 512) -> bytes:
+        """The first ``size`` bytes of the object, unverified (for sniffing a Content-Type only)."""
+        if info.length == 0:
+            return b""
+        with self.env.begin(buffers=True) as txn:
+            view = txn.get(info.block_hash(0), db=self._blocks)
+            return b"" if view is None else bytes(view[:size])
 
     def read_range(self, root: bytes, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Verified bytes [start, end) of the object, block by block. Raises UnknownObject, CorruptBlock."""
