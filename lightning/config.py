@@ -24,8 +24,10 @@ __all__ = [
     "ConfigError",
     "HttpConfig",
     "LogConfig",
+    "NetConfig",
     "NodeConfig",
     "RpcConfig",
+    "StateConfig",
     "dump_toml",
     "load_config",
     "parse_section",
@@ -108,6 +110,122 @@ class BlockstoreConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    map_size_bytes: int = field(
+        default=64 * 1024**3, metadata=_doc("LMDB map size of the application state (sparse file)", _positive)
+    )
+    block_time_s: float = field(
+        default=0.25,
+        metadata=_doc("the single-node sequencer cuts a block at most this often while transactions wait", _positive),
+    )
+    mempool_max_txs: int = field(default=10_000, metadata=_doc("transactions the mempool holds at most", _positive))
+    mempool_max_per_sender: int = field(
+        default=64, metadata=_doc("pending transactions per sender at most (also the accepted nonce window)", _positive)
+    )
+    mempool_tx_ttl_s: float = field(
+        default=600.0, metadata=_doc("a pending transaction not ordered within this is dropped", _positive)
+    )
+    epoch_driver: bool = field(
+        default=True,
+        metadata=_doc("as a committee member, send ChangeEpoch and beacon transactions automatically"),
+    )
+
+
+def _check_datagram(v: int) -> str | None:
+    return None if 1200 <= v <= 9000 else "must be between 1200 (QUIC's minimum) and 9000"
+
+
+def _check_node_ids(v: tuple[str, ...]) -> str | None:
+    for text in v:
+        s = text.strip().lower().removeprefix("0x")
+        if len(s) != 64 or any(c not in "0123456789abcdef" for c in s):
+            return f"{text!r} is not a node id (64 hex digits)"
+    return None
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The QUIC connection pool (docs/net.md)."""
+
+    port: int = field(default=4300, metadata=_doc("QUIC UDP port (0 = any free port)", _check_port))
+    datagram_bytes: int = field(
+        default=1350,
+        metadata=_doc("largest UDP payload sent, 1200..9000 (1452 suits plain Ethernet paths)", _check_datagram),
+    )
+    socket_buffer_bytes: int = field(
+        default=4 * 1024 * 1024,
+        metadata=_doc("SO_RCVBUF/SO_SNDBUF asked for (the kernel caps it at net.core.rmem_max/wmem_max)", _positive),
+    )
+    congestion_control: Literal["reno", "cubic"] = field(default="reno", metadata=_doc("QUIC congestion control"))
+    max_connections: int = field(default=256, metadata=_doc("peer connections at most", _positive))
+    max_handshakes: int = field(
+        default=64, metadata=_doc("incoming connections still handshaking or authenticating at once", _positive)
+    )
+    handshake_timeout_s: float = field(
+        default=10.0, metadata=_doc("a dial or an incoming connection must be authenticated within this", _positive)
+    )
+    idle_timeout_s: float = field(
+        default=60.0, metadata=_doc("a connection without requests or messages this long is closed", _positive)
+    )
+    request_timeout_s: float = field(default=30.0, metadata=_doc("default timeout of a request", _positive))
+    max_frame_bytes: int = field(
+        default=4 * 1024 * 1024, metadata=_doc("largest message, request or reply frame", _positive)
+    )
+    max_requests_per_peer: int = field(
+        default=64,
+        metadata=_doc("requests a peer may have open to us at once (more get TooManyRequests); ours to it", _positive),
+    )
+    message_queue_len: int = field(
+        default=1024, metadata=_doc("messages per scope waiting for their handler; more are dropped", _positive)
+    )
+    stream_window_bytes: int = field(
+        default=4 * 1024 * 1024, metadata=_doc("bytes of a large reply a receiver buffers (its credit)", _positive)
+    )
+    send_buffer_bytes: int = field(
+        default=1024 * 1024, metadata=_doc("unacknowledged bytes a stream buffers before its writer waits", _positive)
+    )
+    backoff_min_s: float = field(default=0.5, metadata=_doc("first delay before re-dialing a failed peer", _positive))
+    backoff_max_s: float = field(default=60.0, metadata=_doc("longest delay before re-dialing", _positive))
+    block_serve_concurrency: int = field(
+        default=50, metadata=_doc("block transfers served to peers at once", _positive)
+    )
+    block_fetch_concurrency: int = field(
+        default=50, metadata=_doc("block transfers fetched from peers at once", _positive)
+    )
+    allow: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("node ids admitted besides the genesis nodes (until stakes are known)", _check_node_ids),
+    )
+
+
+@dataclass(frozen=True)
+class FetcherConfig:
+    max_concurrent: int = field(default=8, metadata=_doc("downloads running at once", _positive))
+    max_queued: int = field(
+        default=256, metadata=_doc("downloads waiting for a slot; beyond it clients get 503", _positive)
+    )
+    first_byte_timeout_s: float = field(
+        default=15.0, metadata=_doc("a source must send its first verified byte within this", _positive)
+    )
+    idle_timeout_s: float = field(
+        default=30.0, metadata=_doc("a source that sends nothing for this long is abandoned", _positive)
+    )
+    spool_max_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_doc("bytes of an in-flight download buffered between its slowest client and the source", _positive),
+    )
+
+
+@dataclass(frozen=True)
+class OriginIpfsConfig:
+    gateways: list[str] = field(
+        default_factory=list,
+        metadata=_doc("trustless IPFS gateways, tried in order, e.g. [\"https://trustless-gateway.link\"]"),
+    )
+    request_timeout_s: float = field(default=60.0, metadata=_doc("whole-request timeout per gateway", _positive))
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=_doc("log level"))
     format: Literal["text", "json"] = field(default="text", metadata=_doc("log line format"))
@@ -119,6 +237,10 @@ class Config:
     http: HttpConfig = HttpConfig()
     rpc: RpcConfig = RpcConfig()
     blockstore: BlockstoreConfig = BlockstoreConfig()
+    state: StateConfig = StateConfig()
+    net: NetConfig = NetConfig()
+    fetcher: FetcherConfig = FetcherConfig()
+    origin_ipfs: OriginIpfsConfig = OriginIpfsConfig()
     log: LogConfig = LogConfig()
 
 

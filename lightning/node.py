@@ -157,8 +157,11 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 bound: dict[str, Any] = {}
+                scopes: list[tuple[str, trio.CancelScope, trio.Event]] = []
                 for name, fn in self._components:
-                    bound[name] = await nursery.start(_supervise, name, fn)
+                    scope, finished = trio.CancelScope(), trio.Event()
+                    bound[name] = await nursery.start(_supervise, name, fn, scope, finished)
+                    scopes.append((name, scope, finished))
                 ports = {
                     "http": _fmt(bound["http"]),
                     "rpc": _fmt(bound["rpc"]),
@@ -178,6 +181,14 @@ class Node:
                 task_status.started(ports)
                 await self._stop.wait()
                 logger.info("stopping")
+                self._ready = False
+                # Reverse dependency order: a component stops before the ones it uses (the fetcher before the
+                # blockstore it writes to), each within the node's shutdown grace.
+                with trio.move_on_after(self.config.node.shutdown_grace_s):
+                    for name, scope, finished in reversed(scopes):
+                        scope.cancel()
+                        await finished.wait()
+                        logger.debug("%s stopped", name)
                 nursery.cancel_scope.cancel()
         finally:
             self._ready = False
@@ -190,9 +201,19 @@ def _fmt(addr: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _supervise(name: str, fn: RunFn, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+async def _supervise(
+    name: str,
+    fn: RunFn,
+    scope: trio.CancelScope,
+    finished: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> None:
     try:
-        await fn(task_status=task_status)
+        with scope:
+            await fn(task_status=task_status)
+        if scope.cancelled_caught:
+            return  # stopped on purpose, in order
     except Exception as exc:  # includes ExceptionGroups from the component's own nurseries
         leaves = _leaves(exc)
         for leaf in leaves:
@@ -203,6 +224,8 @@ async def _supervise(name: str, fn: RunFn, *, task_status: trio.TaskStatus[Any] 
             raise ComponentCrashed(name, expected[0]) from exc
         logger.exception("component %s crashed", name)
         raise ComponentCrashed(name, leaves[0]) from exc
+    finally:
+        finished.set()
     raise ComponentCrashed(name, None)
 
 

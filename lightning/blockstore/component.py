@@ -166,6 +166,12 @@ class Blockstore:
             await w.write(data)
             return await w.close()
 
+    async def record_alias(self, alias: str, root: bytes) -> None:
+        await self._writer.call(self.store.record_alias, alias, root)
+
+    def resolve_alias(self, alias: str) -> bytes | None:
+        return self.store.resolve_alias(alias)
+
     async def delete(self, root: bytes) -> bool:
         return await self._writer.call(self.store.delete, root)
 

@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 _U64 = struct.Struct(">Q")
 WRITER_ID_BYTES = 16
 TREE_CACHE_ENTRIES = 256
+MAX_ALIAS_BYTES = 511  # LMDB's default maximum key size
 
 
 class BlockstoreError(LightningError):
@@ -153,7 +154,7 @@ class BlockStore:
             self.env = lmdb.open(
                 str(path),
                 map_size=map_size,
-                max_dbs=8,
+                max_dbs=16,
                 max_readers=4096,
                 sync=False,
                 writemap=False,
@@ -174,6 +175,7 @@ class BlockStore:
         self._staging = self.env.open_db(b"staging", create=create)
         self._writers = self.env.open_db(b"writers", create=create)
         self._meta = self.env.open_db(b"meta", create=create)
+        self._aliases = self.env.open_db(b"aliases", create=create)
         self._trees: OrderedDict[bytes, BlockTree] = OrderedDict()
         self.verification_failures = 0
         if not readonly:
@@ -516,6 +518,25 @@ class BlockStore:
         if evicted:
             logger.info("blockstore: evicted %d object(s) to stay under %d bytes", len(evicted), capacity_bytes)
         return evicted
+
+    # -- aliases: origin pointers (e.g. "ipfs:<cid>/path") → root -------------------------------------------------
+    def record_alias(self, alias: str, root: bytes) -> None:
+        key = alias.encode()
+        if not 0 < len(key) <= MAX_ALIAS_BYTES:
+            raise BlockstoreError(f"alias of {len(key)} bytes is empty or longer than {MAX_ALIAS_BYTES}")
+        with self._write() as txn:
+            txn.put(key, root, db=self._aliases)
+
+    def resolve_alias(self, alias: str) -> bytes | None:
+        """The root recorded for ``alias`` if that object is still stored."""
+        key = alias.encode()
+        if not 0 < len(key) <= MAX_ALIAS_BYTES:
+            return None
+        with self.env.begin() as txn:
+            root = txn.get(key, db=self._aliases)
+            if root is None or txn.get(root, db=self._objects) is None:
+                return None
+            return bytes(root)
 
     def stats(self) -> StoreStats:
         with self.env.begin() as txn:
