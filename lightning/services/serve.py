@@ -1,0 +1,247 @@
+"""Answering a GET/HEAD for one content object, local or still downloading: the part services 0 and 1 share.
+
+Local objects stream from the blockstore (every block verified as it is read). Missing objects are started on the
+fetcher and streamed from its spool as the source's verified bytes arrive — the status line waits only for the
+first verified byte, so a failing origin still gets a proper 404/502/504 instead of a cut body. ``Range`` (206,
+416), ``HEAD``, ``ETag``/``If-None-Match`` (304), Content-Type from the name or sniffed, Content-Length when known.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from lightning.blockstore import BLOCK_SIZE, CorruptBlock, CorruptObject, ObjectInfo, blocks_for_byte_range
+from lightning.blockstore.component import Blockstore
+from lightning.blockstore.verify import MEDIA_TYPE, BytesLike
+from lightning.fetcher import Download, Fetcher, FetchError, NotFound, OriginTimeout, Pointer, Rewound, SpoolFailed
+from lightning.http.server import Request, Response
+from lightning.services.mime import content_type
+from lightning.services.ranges import Unsatisfiable, parse_range
+
+__all__ = ["ObjectServer", "ServiceMetrics", "Target"]
+
+logger = logging.getLogger(__name__)
+
+VERIFIED_TYPES = ("application/vnd.lightning.verified", MEDIA_TYPE)
+IMMUTABLE = "public, max-age=31536000, immutable"
+SMALL_BODY_BYTES = 64 * 1024
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ServiceMetrics:
+    """TTFB/TTFL per service and source (local, peer, origin), bytes, requests by status, cache hits."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["service", "source"]
+        self.ttfb = Histogram(
+            "lightning_services_ttfb_seconds", "Time from request to first body byte", labels,
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.ttfl = Histogram(
+            "lightning_services_ttfl_seconds", "Time from request to last body byte", labels,
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.bytes = Counter("lightning_services_served_bytes", "Body bytes served", labels, registry=registry)
+        self.requests = Counter(
+            "lightning_services_requests", "Requests by status", ["service", "status"], registry=registry
+        )
+        self.cache = Counter(
+            "lightning_services_cache_lookups", "Content looked up locally (hit) or fetched (miss)",
+            ["service", "result"], registry=registry,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request names: the pointer to fetch if missing, the ETag, and a file name for Content-Type."""
+
+    pointer: Pointer
+    etag: str
+    name: str | None = None
+
+
+class ObjectServer:
+    def __init__(
+        self, service_id: int, blockstore: Blockstore, fetcher: Fetcher | None, metrics: ServiceMetrics | None
+    ) -> None:
+        self.service_id = service_id
+        self._sid = str(service_id)
+        self._bs = blockstore
+        self._fetcher = fetcher
+        self._metrics = metrics
+
+    def local_root(self, target: Target) -> bytes | None:
+        if target.pointer.kind == "blake3":
+            root = bytes.fromhex(target.pointer.key)
+            return root if self._bs.has(root) else None
+        return self._bs.resolve_alias(target.pointer.alias)
+
+    async def respond(self, request: Request, target: Target) -> Response:
+        headers = [("etag", target.etag), ("cache-control", IMMUTABLE), ("accept-ranges", "bytes")]
+        if request.header("if-none-match") in (target.etag, "*"):
+            return Response(status=304, headers=headers)
+        started = trio.current_time()
+        root = self.local_root(target)
+        info = self._bs.info(root) if root is not None else None
+        if info is not None:
+            self._count_cache("hit")
+            return self._local(request, target, info, headers, started)
+        self._count_cache("miss")
+        if self._fetcher is None:
+            return Response.text(f"{target.pointer} is not on this node\n", status=404)
+        if _wants_verified(request):
+            return Response.text("verified mode needs the object cached; retry once it is\n", status=409)
+        try:
+            download = self._fetcher.start(target.pointer)
+        except FetchError as exc:
+            return Response.text(
+                f"{exc}\n",
+                status=503,
+            )
+        return await self._downloading(request, target, download, headers, started)
+
+    # -- local ------------------------------------------------------------------------------------------------
+    def _local(
+        self, request: Request, target: Target, info: ObjectInfo, headers: list[tuple[str, str]], started: float
+    ) -> Response:
+        try:
+            byte_range = parse_range(request.header("range"), info.length)
+        except Unsatisfiable:
+            return Response(status=416, headers=[*headers, ("content-range", f"bytes */{info.length}")])
+        start, end = byte_range if byte_range is not None else (0, info.length)
+        status = 200
+        if byte_range is not None:
+            status = 206
+            headers.append(("content-range", f"bytes {start}-{end - 1}/{info.length}"))
+        if _wants_verified(request):
+            return self._verified(request, info, start, end, headers, started)
+        store = self._bs.store
+        try:
+            store.tree(info)  # the block list against the root, before a status line is promised
+            if end - start <= SMALL_BODY_BYTES and start // BLOCK_SIZE == max(end - 1, 0) // BLOCK_SIZE:
+                # Within one block: read and verify it now and answer with plain bytes (one write, no streaming).
+                block = store.read_block(info, start // BLOCK_SIZE) if end > start else b""
+                offset = start - start % BLOCK_SIZE
+                body = block[start - offset : end - offset]
+                head = block[:512] if start < BLOCK_SIZE else b""
+                headers.append(("content-type", content_type(target.name, head)))
+                self._observe("local", started, started, len(body))
+                return Response(status=status, headers=headers, body=body)
+        except (CorruptObject, CorruptBlock) as exc:
+            logger.error("refusing to serve %s: %s", info.root.hex(), exc)
+            return Response.text(f"{target.pointer} failed verification on this node\n", status=503)
+        headers.append(("content-type", content_type(target.name, store.peek(info) if target.name is None else b"")))
+        body_iter = self._timed(self._bs.stream(info, start, end), started, "local")
+        return Response(status=status, headers=headers, body=body_iter, content_length=end - start)
+
+    def _verified(
+        self, request: Request, info: ObjectInfo, start: int, end: int, headers: list[tuple[str, str]], started: float
+    ) -> Response:
+        first, last = blocks_for_byte_range(start, end, info.length) if info.length else (0, 0)
+        accept = request.header("accept") or ""
+        media = next((t for t in VERIFIED_TYPES if t in accept), VERIFIED_TYPES[0])
+        keep = [h for h in headers if h[0] not in ("accept-ranges", "content-range")]
+        chunks = self._bs.store.proof_stream(info.root, first, last)
+        return Response(
+            status=200, headers=[*keep, ("content-type", media)], body=self._timed(_aiter(chunks), started, "local")
+        )
+
+    # -- downloading ------------------------------------------------------------------------------------------
+    async def _downloading(
+        self, request: Request, target: Target, download: Download, headers: list[tuple[str, str]], started: float
+    ) -> Response:
+        spool = download.spool
+        total = await spool.wait_total_len()
+        if total is None:
+            return _error_response(target, spool.error)
+        try:
+            byte_range = parse_range(request.header("range"), total)
+        except Unsatisfiable:
+            return Response(status=416, headers=[*headers, ("content-range", f"bytes */{total}")])
+        start, end = byte_range if byte_range is not None else (0, total)
+        try:
+            rid = spool.open_reader(start)
+        except Rewound:  # joined late: the bytes went by; the object is complete in moments
+            await download.done.wait()
+            return await self.respond(request, target)
+        try:
+            first = await spool.read(rid, end) if end > start else b""
+        except SpoolFailed as exc:
+            spool.close_reader(rid)
+            return _error_response(target, exc.__cause__)
+        source = download.source or "origin"
+        status = 200
+        if byte_range is not None:
+            status = 206
+            headers.append(("content-range", f"bytes {start}-{end - 1}/{total}"))
+        name = target.name or download.name or None
+        headers.append(("content-type", content_type(name, first if start == 0 else b"")))
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                if first:
+                    yield first
+                while chunk := await spool.read(rid, end):
+                    yield chunk
+            finally:
+                spool.close_reader(rid)
+
+        return Response(status=status, headers=headers, body=self._timed(body(), started, source),
+                        content_length=end - start)  # fmt: skip
+
+    # -- metrics ----------------------------------------------------------------------------------------------
+    def _count_cache(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.cache.labels(self._sid, result).inc()
+
+    def _observe(self, source: str, started: float, first_at: float, size: int) -> None:
+        if self._metrics is not None:
+            now = trio.current_time()
+            self._metrics.ttfb.labels(self._sid, source).observe(
+                first_at - started if first_at > started else now - started
+            )
+            self._metrics.ttfl.labels(self._sid, source).observe(now - started)
+            self._metrics.bytes.labels(self._sid, source).inc(size)
+
+    async def _timed(
+        self, body: AsyncIterator[bytes | memoryview], started: float, source: str
+    ) -> AsyncIterator[bytes | memoryview]:
+        """Pass a body through, recording TTFB at the first chunk and TTFL at the end."""
+        sent = 0
+        first_at = started
+        try:
+            async for chunk in body:
+                if not sent:
+                    first_at = trio.current_time()
+                sent += len(chunk)
+                yield chunk
+        except (CorruptBlock, CorruptObject) as exc:
+            logger.error("aborting a response mid-way: %s", exc)
+            raise
+        self._observe(source, started, first_at, sent)
+
+
+def _error_response(target: Target, error: BaseException | None) -> Response:
+    if isinstance(error, NotFound):
+        return Response.text(f"{target.pointer}: not found ({error})\n", status=404)
+    if isinstance(error, OriginTimeout):
+        return Response.text(f"{target.pointer}: the origin timed out ({error})\n", status=504)
+    return Response.text(f"{target.pointer}: fetching failed ({error})\n", status=502)
+
+
+def _wants_verified(request: Request) -> bool:
+    if "verified" in request.query.get("format", []):
+        return True
+    accept = request.header("accept") or ""
+    return any(t in accept for t in VERIFIED_TYPES)
+
+
+async def _aiter(chunks: Iterable[BytesLike]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk if isinstance(chunk, bytes) else bytes(chunk)
+        await trio.lowlevel.checkpoint()

@@ -1,0 +1,170 @@
+"""Service 1, video streaming: ``/services/1/ipfs/<cid>[/path]`` and ``/services/1/blake3/<root>``.
+
+MP4 (or any file) plays with ``Range`` seeking exactly as service 0 serves it; the fetcher downloads the whole
+object, so the bytes after the playhead arrive ahead of the player's next range request. HLS: an IPFS directory
+holding an ``.m3u8`` playlist and its segments. What makes this more than service 0 is **read-ahead**: when a
+playlist is served, the first segments are fetched; when segment *k* is requested, segments *k+1 … k+N* are
+started on the fetcher (from peers or origin), so playback does not stall on a cache miss. Per-stream metrics:
+startup time (request of a playlist or first range → first byte), bytes, seeks, stalls avoided (a segment that was
+already local or in flight because of read-ahead).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections import OrderedDict
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from lightning.blockstore.component import Blockstore
+from lightning.fetcher import Fetcher, FetchError, Pointer
+from lightning.http.server import Request, Response
+from lightning.services.content import BadTarget, parse_target
+from lightning.services.serve import LATENCY_BUCKETS, ObjectServer, ServiceMetrics, Target
+
+__all__ = ["VideoService", "parse_playlist"]
+
+logger = logging.getLogger(__name__)
+
+PLAYLIST_BYTES_MAX = 1024 * 1024
+PLAYLISTS_REMEMBERED = 256
+
+
+def parse_playlist(text: str) -> list[str]:
+    """The URIs of an M3U8 playlist (segments or variant playlists), in order; comments and tags skipped."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+class VideoMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.startup = Histogram(
+            "lightning_video_startup_seconds", "Playlist or first-range request → first byte",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.seeks = Counter("lightning_video_seeks", "Range requests not starting at 0", registry=registry)
+        self.readahead = Counter("lightning_video_readahead_started", "Segments fetched ahead", registry=registry)
+        self.stalls_avoided = Counter(
+            "lightning_video_stalls_avoided", "Segment requests already local or in flight thanks to read-ahead",
+            registry=registry,
+        )  # fmt: skip
+        self.segment_misses = Counter(
+            "lightning_video_segment_misses", "Segment requests that had to start a fetch", registry=registry
+        )
+
+
+class VideoService:
+    service_id = 1
+
+    def __init__(
+        self,
+        blockstore: Blockstore,
+        *,
+        fetcher: Fetcher | None = None,
+        metrics: ServiceMetrics | None = None,
+        registry: CollectorRegistry | None = None,
+        readahead_segments: int = 3,
+    ) -> None:
+        self.server = ObjectServer(self.service_id, blockstore, fetcher, metrics)
+        self._bs = blockstore
+        self._fetcher = fetcher
+        self._metrics = metrics
+        self._video = VideoMetrics(registry or CollectorRegistry())
+        self._readahead = readahead_segments
+        # playlist directory (pointer without its file name) → segment paths in order
+        self._playlists: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+        self._prefetched: set[str] = set()
+
+    async def handle(self, request: Request) -> Response:
+        response = await self._route(request)
+        if self._metrics is not None:
+            self._metrics.requests.labels(str(self.service_id), str(response.status)).inc()
+        return response
+
+    async def _route(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(status=405, headers=[("allow", "GET, HEAD")], body=b"")
+        rest = request.path.split("/", 3)[3] if request.path.count("/") >= 3 else ""
+        try:
+            target = parse_target(rest)
+        except BadTarget as exc:
+            return Response.text(f"{exc}\n", status=400)
+        if target is None:
+            return Response.text("unknown path; use /services/1/ipfs/<cid>/<file> or /blake3/<root>\n", status=404)
+        started = trio.current_time()
+        range_header = request.header("range")
+        if range_header and not range_header.replace(" ", "").startswith("bytes=0-"):
+            self._video.seeks.inc()
+        name = (target.name or "").lower()
+        if name.endswith(".m3u8"):
+            await self._learn_playlist(request, target)
+        elif target.pointer.kind == "ipfs":
+            self._on_segment(target)
+        response = await self.server.respond(request, target)
+        if name.endswith(".m3u8") or (range_header is None or range_header.replace(" ", "").startswith("bytes=0-")):
+            self._video.startup.observe(trio.current_time() - started)
+        return response
+
+    # -- read-ahead -------------------------------------------------------------------------------------------
+    async def _learn_playlist(self, request: Request, target: Target) -> None:
+        """Read the playlist (fetching it if needed), remember its segments, and start the first ones."""
+        pointer = target.pointer
+        root = self.server.local_root(target)
+        if root is None and self._fetcher is not None:
+            try:
+                download = self._fetcher.start(pointer)
+            except FetchError:
+                return
+            await download.done.wait()
+            root = self.server.local_root(target)
+        info = self._bs.info(root) if root is not None else None
+        if info is None or info.length > PLAYLIST_BYTES_MAX:
+            return
+        try:
+            text = b"".join([bytes(c) async for c in self._bs.stream(info)]).decode("utf-8", "replace")
+        except Exception as exc:  # a corrupt playlist is served (or refused) by the normal path
+            logger.debug("no read-ahead for %s: %s", pointer, exc)
+            return
+        folder = posixpath.dirname(pointer.path)
+        segments = []
+        for uri in parse_playlist(text):
+            if "://" in uri or uri.startswith("/"):
+                continue  # only relative URIs stay inside this CID
+            segments.append(posixpath.normpath(posixpath.join(folder, uri)))
+        key = (pointer.key, folder)
+        self._playlists[key] = segments
+        self._playlists.move_to_end(key)
+        while len(self._playlists) > PLAYLISTS_REMEMBERED:
+            self._playlists.popitem(last=False)
+        for path in segments[: self._readahead]:
+            self._prefetch(Pointer("ipfs", pointer.key, path))
+
+    def _on_segment(self, target: Target) -> None:
+        pointer = target.pointer
+        key = (pointer.key, posixpath.dirname(pointer.path))
+        segments = self._playlists.get(key)
+        if segments is None or pointer.path not in segments:
+            return
+        if pointer.alias in self._prefetched or self.server.local_root(target) is not None:
+            self._video.stalls_avoided.inc()
+        else:
+            self._video.segment_misses.inc()
+        k = segments.index(pointer.path)
+        for path in segments[k + 1 : k + 1 + self._readahead]:
+            self._prefetch(Pointer("ipfs", pointer.key, path))
+
+    def _prefetch(self, pointer: Pointer) -> None:
+        if self._fetcher is None or pointer.alias in self._prefetched:
+            return
+        if self._bs.resolve_alias(pointer.alias) is not None:
+            self._prefetched.add(pointer.alias)
+            return
+        try:
+            self._fetcher.start(pointer)
+        except FetchError:
+            return  # the queue is full: the segment is fetched when asked for
+        self._prefetched.add(pointer.alias)
+        if len(self._prefetched) > 100_000:
+            self._prefetched.clear()
+        self._video.readahead.inc()
