@@ -60,7 +60,7 @@ def test_files_are_fetched_verified_and_then_served_locally(node_and_gateway, na
 
 
 def test_directory_paths_and_content_types(node_and_gateway):
-    base, gateway, _ = node_and_gateway
+    base, _, _ = node_and_gateway
     fx = FX["nested.car"]
     for path, data in fx.files.items():
         status, headers, body = get(f"{base}/services/0/ipfs/{fx.root}/{urllib.parse.quote(path)}")
@@ -131,7 +131,7 @@ def test_gateway_down_is_502(spawn):
 def test_video_service_serves_with_ranges(node_and_gateway):
     base, _, _ = node_and_gateway
     fx = FX["onemib.car"]
-    status, headers, body = get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=0-1023"})
+    status, _, body = get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=0-1023"})
     assert status == 206 and body == fx.content[:1024]
     status, _, body = get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=1000000-"})
     assert status == 206 and body == fx.content[1000000:]
