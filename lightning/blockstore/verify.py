@@ -74,6 +74,7 @@ __all__ = [
     "sibling_ranges",
     "verify_range",
     "verify_stream",
+    "fetch",
 ]
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
@@ -697,3 +698,24 @@ def verify_stream(
         while (block := decoder.next_block()) is not None:
             yield block
     decoder.finish()
+
+
+def fetch(
+    node_url: str, root: bytes | str, *, timeout_s: float = 60.0, read_bytes: int = 256 * 1024
+) -> Iterator[VerifiedBlock]:
+    """Download object ``root`` from a node in verified mode and yield each block once it verified.
+
+    ``node_url`` is the node's client endpoint (``http://host:4220``). Uses only the standard library: a GET of
+    ``/services/0/blake3/<root>`` with ``Accept: application/vnd.lightning.proof-stream``. Raises
+    VerificationError / ProofFormatError / TruncatedStreamError as ``verify_stream`` does, and ``OSError`` (or
+    ``urllib.error.HTTPError``) for network and HTTP failures. Write ``block.data`` as it comes: it is verified.
+    """
+    import urllib.request
+
+    root_bytes = bytes.fromhex(root) if isinstance(root, str) else bytes(root)
+    if len(root_bytes) != HASH_SIZE:
+        raise ValueError(f"a root is {HASH_SIZE} bytes, got {len(root_bytes)}")
+    url = f"{node_url.rstrip('/')}/services/0/blake3/{root_bytes.hex()}"
+    request = urllib.request.Request(url, headers={"Accept": MEDIA_TYPE})
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        yield from verify_stream(root_bytes, iter(lambda: response.read(read_bytes), b""))

@@ -56,6 +56,11 @@ def test_blake3_retrieval(spawn, tmp_path):
     blocks = list(verify_stream(bytes.fromhex(root), [stream], start_block=2))
     assert [b.index for b in blocks] == [2, 3] and b"".join(b.data for b in blocks) == data[2 * BLOCK_SIZE :]
 
+    # the client library's fetch helper
+    from lightning.blockstore.verify import fetch
+
+    assert b"".join(b.data for b in fetch(f"http://{ports['http']}", root)) == data
+
     # the documented client example verifies a download from the node
     out = tmp_path / "verified.bin"
     res = subprocess.run([sys.executable, str(EXAMPLE), root, f"http://{ports['http']}", str(out)], capture_output=True)
