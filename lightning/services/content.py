@@ -1,4 +1,5 @@
-"""Service 0, content retrieval: ``GET|HEAD /services/0/blake3/<root>`` and ``/services/0/ipfs/<cid>[/path]``.
+"""Service 0, content retrieval: ``GET|HEAD /services/0/blake3/<root>``, ``/services/0/ipfs/<cid>[/path]`` and
+``/services/0/url/<http(s) URL>%23integrity=<sri>`` (an origin URL pinned by its Subresource-Integrity hash).
 
 Local content streams from the blockstore; missing content is fetched (peers, then IPFS gateways) and streamed to
 the client as it verifies. A *verified* mode (``Accept: application/vnd.lightning.verified`` or
@@ -13,7 +14,7 @@ import logging
 import urllib.parse
 
 from lightning.blockstore.component import Blockstore
-from lightning.fetcher import Fetcher, Pointer
+from lightning.fetcher import Fetcher, FetchError, Pointer
 from lightning.http.server import Request, Response
 from lightning.ipfs import InvalidCid, InvalidPath, parse_cid, parse_path
 from lightning.services.serve import ObjectServer, ServiceMetrics, Target
@@ -53,6 +54,15 @@ def parse_target(rest: str) -> Target | None:
         joined = "/".join(segments)
         etag = f'"{cid}{"/" + urllib.parse.quote(joined) if joined else ""}"'  # header values are ASCII
         return Target(Pointer("ipfs", str(cid), joined), etag, segments[-1] if segments else None)
+    if kind == "url":
+        from lightning.fetcher.url_origin import parse_url_pointer
+
+        try:
+            pointer = parse_url_pointer(arg)
+        except FetchError as exc:
+            raise BadTarget(str(exc)) from None
+        name = pointer.key.rstrip("/").rsplit("/", 1)[-1] or None
+        return Target(pointer, f'"{pointer.path}"', name)
     return None
 
 

@@ -135,3 +135,29 @@ def test_video_service_serves_with_ranges(node_and_gateway):
     assert status == 206 and body == fx.content[:1024]
     status, _, body = get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=1000000-"})
     assert status == 206 and body == fx.content[1000000:]
+
+
+def test_url_origin_with_integrity(node_and_gateway, tmp_path):
+    import base64
+    import http.server
+    import threading
+
+    base, _, _ = node_and_gateway
+    data = bytes(range(256)) * 5000
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "file.bin").write_bytes(data)
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        origin = f"http://127.0.0.1:{server.server_port}/file.bin"
+        good = "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+        bad = "sha256-" + base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+        status, _, body = get(f"{base}/services/0/url/{urllib.parse.quote(origin + '#integrity=' + good, safe='')}")
+        assert status == 200 and body == data
+        status, _, body = get(f"{base}/services/0/url/{urllib.parse.quote(origin + '#integrity=' + bad, safe='')}")
+        assert status == 502 and b"integrity" in body
+        status, _, body = get(f"{base}/services/0/url/{urllib.parse.quote(origin, safe='')}")
+        assert status == 400 and b"integrity" in body
+    finally:
+        server.shutdown()
