@@ -33,6 +33,7 @@ __all__ = [
     "FrameTooLarge",
     "NonCanonical",
     "decode",
+    "decode_trusted",
     "encode",
     "frame",
 ]
@@ -155,6 +156,19 @@ def decode(data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
     if again != data:
         raise NonCanonical("bytes are not the canonical encoding of their value")
     return value
+
+
+def decode_trusted(data: bytes) -> Any:
+    """Decode bytes this node wrote itself (its own LMDB records) without the canonical-form check.
+
+    Only for data that never came from a peer: it skips the re-encoding that :func:`decode` does to reject
+    non-canonical input, which costs as much as the decoding itself. Raises :class:`CodecError` on garbage."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
+    except CodecError:
+        raise
+    except Exception as exc:  # disk corruption
+        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc or 'no detail'})") from None
 
 
 def frame(payload: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> bytes:

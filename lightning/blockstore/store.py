@@ -46,7 +46,7 @@ import lmdb
 
 from lightning.blockstore.tree import BlockTree, encode_proof_stream, tree_from_block_hashes
 from lightning.blockstore.verify import BLOCK_SIZE, HASH_SIZE, BytesLike, block_count, block_len, hash_block
-from lightning.codec import CodecError, decode, encode
+from lightning.codec import CodecError, decode, decode_trusted, encode
 from lightning.errors import LightningError
 
 __all__ = [
@@ -329,7 +329,7 @@ class BlockStore:
         if raw is None:
             return None
         try:
-            row: dict[str, Any] = decode(bytes(raw))
+            row: dict[str, Any] = decode_trusted(bytes(raw))
             info = ObjectInfo(bytes(root), int(row["len"]), bytes(row["hashes"]), bool(row["pinned"]))
         except (CodecError, KeyError, TypeError, ValueError) as exc:
             raise CorruptObject(f"object {root.hex()}: stored record is unreadable ({exc})") from None

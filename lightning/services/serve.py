@@ -9,6 +9,7 @@ first verified byte, so a failing origin still gets a proper 404/502/504 instead
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -65,15 +66,49 @@ class Target:
     name: str | None = None
 
 
+class SmallObjectCache:
+    """Verified bodies of small objects (≤ SMALL_BODY_BYTES), LRU within ``max_bytes``.
+
+    Safe because content is addressed by its root: the bytes of a root never change, so an entry can only be
+    missing, never wrong (bytes were verified when they were read into it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._size = 0
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def get(self, root: bytes) -> bytes | None:
+        body = self._entries.get(root)
+        if body is not None:
+            self._entries.move_to_end(root)
+        return body
+
+    def put(self, root: bytes, body: bytes) -> None:
+        if root in self._entries or len(body) > self.max_bytes:
+            return
+        self._entries[root] = body
+        self._size += len(body)
+        while self._size > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self._size -= len(old)
+
+
 class ObjectServer:
     def __init__(
-        self, service_id: int, blockstore: Blockstore, fetcher: Fetcher | None, metrics: ServiceMetrics | None
+        self,
+        service_id: int,
+        blockstore: Blockstore,
+        fetcher: Fetcher | None,
+        metrics: ServiceMetrics | None,
+        *,
+        small_cache_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.service_id = service_id
         self._sid = str(service_id)
         self._bs = blockstore
         self._fetcher = fetcher
         self._metrics = metrics
+        self._small = SmallObjectCache(small_cache_bytes)
 
     def local_root(self, target: Target) -> bytes | None:
         if target.pointer.kind == "blake3":
@@ -86,6 +121,11 @@ class ObjectServer:
         if request.header("if-none-match") in (target.etag, "*"):
             return Response(status=304, headers=headers)
         started = trio.current_time()
+        if target.pointer.kind == "blake3" and not _wants_verified(request):
+            cached = self._small.get(bytes.fromhex(target.pointer.key))
+            if cached is not None:
+                self._count_cache("hit")
+                return self._small_response(request, target, cached, headers, started)
         root = self.local_root(target)
         info = self._bs.info(root) if root is not None else None
         if info is not None:
@@ -106,6 +146,24 @@ class ObjectServer:
         return await self._downloading(request, target, download, headers, started)
 
     # -- local ------------------------------------------------------------------------------------------------
+    def _small_response(
+        self, request: Request, target: Target, body: bytes, headers: list[tuple[str, str]], started: float
+    ) -> Response:
+        try:
+            byte_range = parse_range(request.header("range"), len(body))
+        except Unsatisfiable:
+            return Response(status=416, headers=[*headers, ("content-range", f"bytes */{len(body)}")])
+        status = 200
+        if byte_range is not None:
+            status = 206
+            headers.append(("content-range", f"bytes {byte_range[0]}-{byte_range[1] - 1}/{len(body)}"))
+            body_part = body[byte_range[0] : byte_range[1]]
+        else:
+            body_part = body
+        headers.append(("content-type", content_type(target.name, body[:512])))
+        self._observe("local", started, started, len(body_part))
+        return Response(status=status, headers=headers, body=body_part)
+
     def _local(
         self, request: Request, target: Target, info: ObjectInfo, headers: list[tuple[str, str]], started: float
     ) -> Response:
@@ -123,6 +181,11 @@ class ObjectServer:
         store = self._bs.store
         try:
             store.tree(info)  # the block list against the root, before a status line is promised
+            if info.length <= SMALL_BODY_BYTES:
+                whole = store.read_block(info, 0) if info.length else b""
+                self._small.put(info.root, whole)
+                headers = headers[:3]  # the range is applied by _small_response
+                return self._small_response(request, target, whole, headers, started)
             if end - start <= SMALL_BODY_BYTES and start // BLOCK_SIZE == max(end - 1, 0) // BLOCK_SIZE:
                 # Within one block: read and verify it now and answer with plain bytes (one write, no streaming).
                 block = store.read_block(info, start // BLOCK_SIZE) if end > start else b""
