@@ -66,6 +66,7 @@ __all__ = [
     "block_len",
     "blocks_for_byte_range",
     "encode_segment_head",
+    "fetch",
     "hash_block",
     "leaf_hash",
     "left_subtree_blocks",
@@ -74,7 +75,6 @@ __all__ = [
     "sibling_ranges",
     "verify_range",
     "verify_stream",
-    "fetch",
 ]
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
