@@ -91,4 +91,8 @@ class ContentService:
             return Response.text(f"{exc}\n", status=400)
         if target is None:
             return Response.text(f"unknown path; use /services/{self.service_id}/blake3/<root> or /ipfs/<cid>\n", 404)
+        return await self.serve_target(request, target)
+
+    async def serve_target(self, request: Request, target: Target) -> Response:
+        """Answer for one parsed target (services built on this one add their behaviour here)."""
         return await self.server.respond(request, target)

@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from lightning.blockstore.component import Blockstore
 from lightning.fetcher import Fetcher, FetchError, Pointer
 from lightning.http.server import Request, Response
-from lightning.services.content import BadTarget, parse_target
-from lightning.services.serve import LATENCY_BUCKETS, ObjectServer, ServiceMetrics, Target
+from lightning.services.content import ContentService
+from lightning.services.serve import LATENCY_BUCKETS, ServiceMetrics, Target
 
 __all__ = ["VideoService", "parse_playlist"]
 
@@ -54,7 +54,7 @@ class VideoMetrics:
         )
 
 
-class VideoService:
+class VideoService(ContentService):
     service_id = 1
 
     def __init__(
@@ -66,35 +66,20 @@ class VideoService:
         registry: CollectorRegistry | None = None,
         readahead_segments: int = 3,
     ) -> None:
-        self.server = ObjectServer(self.service_id, blockstore, fetcher, metrics)
+        super().__init__(blockstore, fetcher=fetcher, metrics=metrics)
         self._bs = blockstore
         self._fetcher = fetcher
-        self._metrics = metrics
         self._video = VideoMetrics(registry or CollectorRegistry())
         self._readahead = readahead_segments
         # playlist directory (pointer without its file name) → segment paths in order
         self._playlists: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
         self._prefetched: set[str] = set()
 
-    async def handle(self, request: Request) -> Response:
-        response = await self._route(request)
-        if self._metrics is not None:
-            self._metrics.requests.labels(str(self.service_id), str(response.status)).inc()
-        return response
-
-    async def _route(self, request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return Response(status=405, headers=[("allow", "GET, HEAD")], body=b"")
-        rest = request.path.split("/", 3)[3] if request.path.count("/") >= 3 else ""
-        try:
-            target = parse_target(rest)
-        except BadTarget as exc:
-            return Response.text(f"{exc}\n", status=400)
-        if target is None:
-            return Response.text("unknown path; use /services/1/ipfs/<cid>/<file> or /blake3/<root>\n", status=404)
+    async def serve_target(self, request: Request, target: Target) -> Response:
         started = trio.current_time()
         range_header = request.header("range")
-        if range_header and not range_header.replace(" ", "").startswith("bytes=0-"):
+        from_start = range_header is None or range_header.replace(" ", "").startswith("bytes=0-")
+        if not from_start:
             self._video.seeks.inc()
         name = (target.name or "").lower()
         if name.endswith(".m3u8"):
@@ -102,7 +87,7 @@ class VideoService:
         elif target.pointer.kind == "ipfs":
             self._on_segment(target)
         response = await self.server.respond(request, target)
-        if name.endswith(".m3u8") or (range_header is None or range_header.replace(" ", "").startswith("bytes=0-")):
+        if name.endswith(".m3u8") or from_start:
             self._video.startup.observe(trio.current_time() - started)
         return response
 

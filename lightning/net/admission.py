@@ -1,0 +1,101 @@
+"""Who may connect and use which scope, and where peers are reached.
+
+ARCHITECTURE.md: staked nodes may use the sync, blocks and broadcast scopes; only the epoch's committee may use
+consensus; genesis nodes are admitted from the start. Until the application state exists, :class:`StaticAdmission`
+stands in for it: genesis nodes (consensus: the genesis committee) and a configured allow-list (every scope but
+consensus). The state plugs in later as another :class:`Admission` (its stake table and committee), passed to
+the pool by ``node.py``; the pool asks on every new connection and every incoming stream or message, so a change
+in stakes applies without reconnecting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from lightning.crypto import PublicKey, parse_public_key
+from lightning.genesis import Genesis
+from lightning.net.wire import Scope
+
+__all__ = ["AddressBook", "Admission", "OpenAdmission", "StaticAdmission", "parse_peer_address"]
+
+
+class Admission(Protocol):
+    def admits(self, peer: PublicKey) -> bool:
+        """May ``peer`` hold a connection to us at all?"""
+
+    def allows(self, peer: PublicKey, scope: Scope) -> bool:
+        """May ``peer`` send us messages and requests in ``scope``?"""
+
+
+class OpenAdmission:
+    """Everyone, every scope (simulations and tests)."""
+
+    def admits(self, peer: PublicKey) -> bool:
+        return True
+
+    def allows(self, peer: PublicKey, scope: Scope) -> bool:
+        return True
+
+
+class StaticAdmission:
+    """Genesis nodes and an allow-list, until the application state knows stakes and committees."""
+
+    def __init__(
+        self, *, nodes: Iterable[PublicKey], committee: Iterable[PublicKey], allow: Iterable[PublicKey] = ()
+    ) -> None:
+        self.committee = frozenset(committee)
+        self.members = frozenset(nodes) | self.committee | frozenset(allow)
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis, allow: Iterable[str] = ()) -> StaticAdmission:
+        return cls(
+            nodes=(parse_public_key(n.node_key) for n in genesis.nodes),
+            committee=(parse_public_key(n.node_key) for n in genesis.committee),
+            allow=(parse_public_key(a) for a in allow),
+        )
+
+    def admits(self, peer: PublicKey) -> bool:
+        return peer in self.members
+
+    def allows(self, peer: PublicKey, scope: Scope) -> bool:
+        if scope is Scope.CONSENSUS:
+            return peer in self.committee
+        return peer in self.members
+
+
+def parse_peer_address(text: str) -> tuple[PublicKey, tuple[str, int]]:
+    """``NODE_ID@HOST:PORT`` (IPv6 hosts in brackets). Raises LightningError with what was wrong."""
+    from lightning.errors import LightningError
+
+    node, sep, hostport = text.strip().partition("@")
+    if not sep:
+        raise LightningError(f"{text!r}: expected NODE_ID@HOST:PORT")
+    key = parse_public_key(node)
+    host, sep, port_text = hostport.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise LightningError(f"{text!r}: expected NODE_ID@HOST:PORT with a port 1..65535")
+    return key, (host.removeprefix("[").removesuffix("]"), int(port_text))
+
+
+class AddressBook:
+    """Where to dial each peer: genesis nodes' ``host``/``quic_port``, plus addresses learned or given."""
+
+    def __init__(self, entries: Iterable[tuple[PublicKey, tuple[str, int]]] = ()) -> None:
+        self._addresses: dict[PublicKey, tuple[str, int]] = dict(entries)
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis) -> AddressBook:
+        return cls((parse_public_key(n.node_key), (n.host, n.quic_port)) for n in genesis.nodes)
+
+    def add(self, peer: PublicKey, address: tuple[str, int]) -> None:
+        self._addresses[peer] = address
+
+    def get(self, peer: PublicKey) -> tuple[str, int] | None:
+        return self._addresses.get(peer)
+
+    def peers(self) -> list[PublicKey]:
+        return list(self._addresses)
+
+    def __len__(self) -> int:
+        return len(self._addresses)

@@ -1,0 +1,655 @@
+"""The connection pool: one connection per peer, shared by every component, with a per-scope API.
+
+Theory of operation
+-------------------
+Components talk to peers only through :class:`Pool`: ``send`` (a message, in order per peer and scope),
+``request`` (one reply), ``open_stream`` (a large reply under the receiver's credit) and a handler per scope for
+each of the three. :class:`PeerPool` implements it over any ``transport.Transport``: QUIC in production
+(:func:`lightning.net.quic_pool`), the simulated network in tests (``lightning.net.sim``), so both behave alike.
+
+Connections. A peer has at most one *primary* connection; ``send``/``request`` dial on demand (one dial per peer
+at a time, shared by every caller). A failed dial sets a backoff (``backoff_min_s`` doubling to ``backoff_max_s``,
+with jitter) during which calls fail at once with PeerUnavailable. If both nodes dial each other at once, both
+keep the connection dialed by the node with the smaller id as primary; the other serves what arrives on it and
+closes when idle. A connection without open requests, streams or messages for ``idle_timeout_s`` is closed; at
+``max_connections`` the least recently used idle connection makes room (or the new one is refused).
+
+Tasks. ``run`` owns one nursery: the transport, the acceptor of incoming connections, the spawner of dials (a
+channel, so no method keeps a nursery), one dispatcher per scope for messages, and one task per connection, which
+owns a nursery for that connection's driver (``Connection.run``), its stream acceptor, idle timer and one task per
+incoming stream. Closing a connection cancels exactly its own tasks.
+
+Streams and limits (wire.py, docs/net.md). Each message scope uses one long-lived unidirectional stream per
+direction, so messages of a scope arrive in order; a received message goes to its scope's bounded queue (full:
+dropped and counted, the sender is not slowed). Each request or large reply uses its own bidirectional stream;
+a peer gets at most ``max_requests_per_peer`` handled at once (beyond: TooManyRequests), and we keep at most as
+many outstanding to it (beyond: callers wait). Frames are at most ``max_frame_bytes``. A peer that breaks the
+framing loses the stream (logged with its id, counted); admission is checked on each connection and each scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from lightning.codec import CodecError, decode, encode, frame
+from lightning.config import NetConfig
+from lightning.crypto import PublicKey
+from lightning.errors import LightningError
+from lightning.net.admission import AddressBook, Admission
+from lightning.net.errors import (
+    ConnectionLost,
+    HandshakeFailed,
+    InternalError,
+    NetError,
+    NotFound,
+    PeerProtocolError,
+    PeerUnavailable,
+    Rejected,
+    RequestTimeout,
+    TooManyRequests,
+    Unauthorized,
+)
+from lightning.net.metrics import NetMetrics
+from lightning.net.replies import ReplyStream, ReplyWriter
+from lightning.net.transport import Connection, Stream, Transport
+from lightning.net.wire import (
+    PREAMBLE_BYTES,
+    CloseCode,
+    FrameReader,
+    ResetCode,
+    Scope,
+    StreamKind,
+    decode_reply,
+    encode_error,
+    encode_ok,
+    parse_preamble,
+    preamble,
+)
+
+__all__ = ["MessageHandler", "PeerPool", "Pool", "PoolStatistics", "RequestHandler", "StreamHandler"]
+
+logger = logging.getLogger(__name__)
+
+MessageHandler = Callable[[PublicKey, Any], Awaitable[None]]
+RequestHandler = Callable[[PublicKey, Any], Awaitable[Any]]
+StreamHandler = Callable[[PublicKey, Any, ReplyWriter], Awaitable[None]]
+
+BAN_AFTER_PENALTIES = 3
+BAN_BASE_S = 60.0
+BAN_MAX_S = 3600.0
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    connections: int
+    peers: int
+    dialing: int
+    banned: int
+
+
+class Pool(Protocol):
+    """What components use (both :class:`PeerPool` over QUIC and over the simulated network provide it)."""
+
+    @property
+    def node_id(self) -> PublicKey: ...
+
+    def on_message(self, scope: Scope, handler: MessageHandler) -> None: ...
+
+    def on_request(self, scope: Scope, handler: RequestHandler) -> None: ...
+
+    def on_stream(self, scope: Scope, handler: StreamHandler) -> None: ...
+
+    async def send(self, peer: PublicKey, scope: Scope, msg: Any) -> None: ...
+
+    async def request(self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None) -> Any: ...
+
+    def open_stream(
+        self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None
+    ) -> AbstractAsyncContextManager[ReplyStream]: ...
+
+    def peers(self) -> list[PublicKey]: ...
+
+    def add_address(self, peer: PublicKey, address: tuple[str, int]) -> None: ...
+
+    def penalize(self, peer: PublicKey, reason: str) -> None: ...
+
+    def statistics(self) -> PoolStatistics: ...
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None: ...
+
+
+@dataclass(eq=False)
+class _Conn:
+    conn: Connection
+    peer: PublicKey
+    last_used: float
+    active: int = 0
+    out_streams: dict[Scope, Stream] = field(default_factory=dict)
+    in_message_scopes: set[Scope] = field(default_factory=set)
+
+    def touch(self) -> None:
+        self.last_used = trio.current_time()
+
+
+@dataclass(eq=False)
+class _Dial:
+    done: trio.Event = field(default_factory=trio.Event)
+    conn: _Conn | None = None
+    error: NetError | None = None
+
+
+class _Peer:
+    def __init__(self, max_requests: int) -> None:
+        self.conns: list[_Conn] = []  # primary first
+        self.dial: _Dial | None = None
+        self.failures = 0
+        self.retry_at = -math.inf
+        self.last_error = ""
+        self.penalties = 0
+        self.banned_until = -math.inf
+        self.inbound = 0
+        self.outbound = trio.Semaphore(max_requests)
+
+
+class PeerPool:
+    """The pool over one transport (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NetConfig,
+        transport: Transport,
+        *,
+        admission: Admission,
+        addresses: AddressBook | None = None,
+        metrics: NetMetrics | None = None,
+        rng: random.Random | None = None,
+        needs_address: bool = True,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.admission = admission
+        self.addresses = addresses if addresses is not None else AddressBook()
+        self.metrics = metrics if metrics is not None else NetMetrics()
+        self._rng = rng if rng is not None else random.Random()
+        self._needs_address = needs_address
+        self._peers: dict[PublicKey, _Peer] = {}
+        self._conns: set[_Conn] = set()
+        self._message_handlers: dict[Scope, MessageHandler] = {}
+        self._request_handlers: dict[Scope, RequestHandler] = {}
+        self._stream_handlers: dict[Scope, StreamHandler] = {}
+        self._queues = {s: trio.open_memory_channel[tuple[PublicKey, Any]](config.message_queue_len) for s in Scope}
+        self._spawn_send, self._spawn_recv = trio.open_memory_channel[tuple[Connection, _Dial]](math.inf)
+        self.address: tuple[str, int] | None = None
+        transport.admit = self.admit_connection
+
+    @property
+    def node_id(self) -> PublicKey:
+        return self.transport.node_id
+
+    # -- handlers -----------------------------------------------------------------------------------------------
+    def on_message(self, scope: Scope, handler: MessageHandler) -> None:
+        """``await handler(peer, msg)`` for each message of ``scope``, one at a time, in arrival order."""
+        self._message_handlers[scope] = handler
+
+    def on_request(self, scope: Scope, handler: RequestHandler) -> None:
+        """``reply = await handler(peer, msg)``; raise a Rejected (NotFound, TooManyRequests …) to refuse."""
+        self._request_handlers[scope] = handler
+
+    def on_stream(self, scope: Scope, handler: StreamHandler) -> None:
+        """``await handler(peer, msg, writer)``: ``await writer.start(header)``, then ``await writer.send(bytes)``."""
+        self._stream_handlers[scope] = handler
+
+    # -- the API ------------------------------------------------------------------------------------------------
+    async def send(self, peer: PublicKey, scope: Scope, msg: Any) -> None:
+        """Send a message. Raises CodecError (not encodable / too large), PeerUnavailable, ConnectionLost (it may
+        or may not have arrived)."""
+        data = frame(encode(msg), max_bytes=self.config.max_frame_bytes)
+        c = await self._connection(peer)
+        stream = c.out_streams.get(scope)
+        if stream is None:
+            stream = c.conn.open_stream(unidirectional=True)
+            stream.send_nowait(preamble(StreamKind.MESSAGES, scope))
+            c.out_streams[scope] = stream
+        c.touch()
+        await stream.send(data)
+        self.metrics.bytes_out[scope].inc(len(data))
+
+    async def request(self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None) -> Any:
+        """One request, one reply. Raises Rejected subclasses, RequestTimeout, PeerUnavailable, ConnectionLost,
+        PeerProtocolError, CodecError (our message)."""
+        data = preamble(StreamKind.REQUEST, scope) + frame(encode(msg), max_bytes=self.config.max_frame_bytes)
+        timeout = self.config.request_timeout_s if timeout_s is None else timeout_s
+        with trio.move_on_after(timeout) as deadline:
+            p = self._peer(peer)
+            async with p.outbound:
+                c = await self._connection(peer)
+                started = trio.current_time()
+                stream = c.conn.open_stream()
+                c.active += 1
+                done = False
+                try:
+                    await stream.send(data, end=True)
+                    reader = FrameReader(stream, max_frame_bytes=self.config.max_frame_bytes)
+                    payload = await reader.read_frame()
+                    if payload is None:
+                        raise PeerProtocolError("the stream ended without a reply")
+                    self.metrics.bytes_in[scope].inc(len(payload))
+                    self.metrics.latency[scope].observe(trio.current_time() - started)
+                    await reader.expect_end()
+                    done = True
+                    return decode_reply(payload, max_bytes=self.config.max_frame_bytes)
+                except PeerProtocolError as exc:
+                    self._protocol_error(c, f"{scope.name.lower()} request: {exc}")
+                    raise
+                finally:
+                    c.active -= 1
+                    c.touch()
+                    if not done:
+                        stream.reset(ResetCode.CANCELLED)
+        assert deadline.cancelled_caught
+        raise RequestTimeout(f"{scope.name.lower()} request to {peer.hex[:16]}… timed out after {timeout:.1f} s")
+
+    @asynccontextmanager
+    async def open_stream(
+        self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None
+    ) -> AsyncIterator[ReplyStream]:
+        """``async with pool.open_stream(peer, scope, msg) as reply:`` ``reply.header``, then ``async for chunk in
+        reply``. ``timeout_s`` bounds the wait for the header and any stall after. Raises like :meth:`request`."""
+        data = preamble(StreamKind.STREAM, scope) + frame(encode(msg), max_bytes=self.config.max_frame_bytes)
+        timeout = self.config.request_timeout_s if timeout_s is None else timeout_s
+        p = self._peer(peer)
+        async with p.outbound:
+            with trio.move_on_after(timeout) as deadline:
+                c = await self._connection(peer)
+            if deadline.cancelled_caught:
+                raise RequestTimeout(f"no connection to {peer.hex[:16]}… within {timeout:.1f} s")
+            stream = c.conn.open_stream()
+            c.active += 1
+            reply: ReplyStream | None = None
+            try:
+                await stream.send(data)
+                reader = FrameReader(stream, max_frame_bytes=self.config.max_frame_bytes)
+                reply = ReplyStream(
+                    stream,
+                    reader,
+                    window=self.config.stream_window_bytes,
+                    timeout_s=timeout,
+                    on_bytes=self.metrics.bytes_in[scope].inc,
+                )
+                started = trio.current_time()
+                await reply._start()
+                self.metrics.latency[scope].observe(trio.current_time() - started)
+                yield reply
+            except PeerProtocolError as exc:
+                self._protocol_error(c, f"{scope.name.lower()} stream: {exc}")
+                raise
+            finally:
+                c.active -= 1
+                c.touch()
+                if reply is None or not reply.finished:
+                    stream.reset(ResetCode.CANCELLED)
+
+    def peers(self) -> list[PublicKey]:
+        """Peers with an open connection."""
+        return [peer for peer, p in self._peers.items() if p.conns]
+
+    def add_address(self, peer: PublicKey, address: tuple[str, int]) -> None:
+        self.addresses.add(peer, address)
+        p = self._peers.get(peer)
+        if p is not None:  # a new address deserves a dial now
+            p.retry_at = -math.inf
+
+    def penalize(self, peer: PublicKey, reason: str) -> None:
+        """Record misbehaviour. After a few penalties the peer is banned for a while (doubling) and dropped."""
+        p = self._peer(peer)
+        p.penalties += 1
+        self.metrics.penalty(reason)
+        logger.warning("[%s] penalised: %s (%d penalties)", peer.hex[:16], reason, p.penalties)
+        if p.penalties >= BAN_AFTER_PENALTIES:
+            ban_s = min(BAN_BASE_S * 2 ** (p.penalties - BAN_AFTER_PENALTIES), BAN_MAX_S)
+            p.banned_until = trio.current_time() + ban_s
+            logger.warning("[%s] banned for %.0f s", peer.hex[:16], ban_s)
+            for c in list(p.conns):
+                c.conn.close(CloseCode.BANNED, "banned")
+
+    def statistics(self) -> PoolStatistics:
+        now = trio.current_time()
+        return PoolStatistics(
+            connections=len(self._conns),
+            peers=len(self.peers()),
+            dialing=sum(1 for p in self._peers.values() if p.dial is not None),
+            banned=sum(1 for p in self._peers.values() if p.banned_until > now),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; ``started`` with the transport's local address (None in simulation)."""
+        async with trio.open_nursery() as nursery:
+            self.address = await nursery.start(self.transport.run)
+            for scope, (_, recv) in self._queues.items():
+                nursery.start_soon(self._dispatch_messages, scope, recv)
+            nursery.start_soon(self._accept_connections, nursery)
+            nursery.start_soon(self._spawn_dials, nursery)
+            task_status.started(self.address)
+
+    async def _accept_connections(self, nursery: trio.Nursery) -> None:
+        while True:
+            conn = await self.transport.accept()
+            nursery.start_soon(self._connection_main, conn, None)
+
+    async def _spawn_dials(self, nursery: trio.Nursery) -> None:
+        async for conn, dial in self._spawn_recv:
+            nursery.start_soon(self._connection_main, conn, dial)
+
+    async def _dispatch_messages(self, scope: Scope, recv: trio.MemoryReceiveChannel[tuple[PublicKey, Any]]) -> None:
+        async for peer, msg in recv:
+            handler = self._message_handlers.get(scope)
+            if handler is None:
+                self.metrics.rejection("no_handler")
+                continue
+            try:
+                await handler(peer, msg)
+            except LightningError as exc:  # the handler judged the message bad
+                logger.warning("[%s] %s message rejected: %s", peer.hex[:16], scope.name.lower(), exc)
+                self.metrics.rejection("bad_message")
+            except Exception:  # a handler bug must not take the node down for one peer's message
+                logger.exception("[%s] %s message handler failed", peer.hex[:16], scope.name.lower())
+                self.metrics.rejection(InternalError.code)
+
+    # -- connections --------------------------------------------------------------------------------------------
+    def _peer(self, peer: PublicKey) -> _Peer:
+        p = self._peers.get(peer)
+        if p is None:
+            p = self._peers[peer] = _Peer(self.config.max_requests_per_peer)
+        return p
+
+    def admit_connection(self, peer: PublicKey) -> str | None:
+        """The transport's admission callback: None, or why ``peer`` may not connect."""
+        if peer == self.node_id:
+            return "that is our own node key"
+        p = self._peers.get(peer)
+        if p is not None and p.banned_until > trio.current_time():
+            return "banned"
+        if not self.admission.admits(peer):
+            return "not admitted (not a genesis node and not on the allow-list)"
+        return None
+
+    async def _connection(self, peer: PublicKey) -> _Conn:
+        """The primary connection to ``peer``, dialing if there is none."""
+        p = self._peer(peer)
+        while p.conns:
+            if not p.conns[0].conn.is_closed:
+                return p.conns[0]
+            self._unregister(p.conns[0])  # its task has not run yet to do it
+        if p.dial is None:
+            now = trio.current_time()
+            if peer == self.node_id:
+                raise PeerUnavailable("cannot connect to ourselves")
+            if p.banned_until > now:
+                raise PeerUnavailable(f"{peer.hex[:16]}… is banned for {p.banned_until - now:.0f} s")
+            if now < p.retry_at:
+                raise PeerUnavailable(
+                    f"{peer.hex[:16]}… unreachable ({p.last_error}); next dial in {p.retry_at - now:.1f} s"
+                )
+            address = self.addresses.get(peer)
+            if address is None and self._needs_address:
+                raise PeerUnavailable(f"no address known for {peer.hex[:16]}…")
+            if not self._make_room():
+                self.metrics.dial("pool_full")
+                raise PeerUnavailable(f"the pool is full ({self.config.max_connections} busy connections)")
+            p.dial = _Dial()
+            self._spawn_send.send_nowait((self.transport.connect(peer, address), p.dial))
+        dial = p.dial
+        await dial.done.wait()
+        if dial.error is not None:
+            raise dial.error
+        assert dial.conn is not None
+        return dial.conn
+
+    def _make_room(self) -> bool:
+        if len(self._conns) < self.config.max_connections:
+            return True
+        idle = [c for c in self._conns if c.active == 0]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.last_used)
+        victim.conn.close(CloseCode.POOL_FULL, "pool full: least recently used")
+        self._unregister(victim)
+        return True
+
+    async def _connection_main(self, conn: Connection, dial: _Dial | None) -> None:
+        c: _Conn | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    with trio.fail_after(self.config.handshake_timeout_s):
+                        await nursery.start(conn.run)
+                except trio.TooSlowError:
+                    raise HandshakeFailed(
+                        f"no authenticated connection within {self.config.handshake_timeout_s} s"
+                    ) from None
+                c = self._register(conn)
+                if c is None:
+                    conn.close(CloseCode.POOL_FULL, "pool full")
+                    raise PeerUnavailable("the pool is full")
+                if dial is not None:
+                    self.metrics.dial("ok")
+                    dial.conn = c
+                    dial.done.set()
+                nursery.start_soon(self._accept_streams, c, nursery)
+                nursery.start_soon(self._idle_timer, c)
+        except BaseExceptionGroup as group:
+            errors = [e for e in _leaves(group) if isinstance(e, NetError)]
+            if len(errors) != len(_leaves(group)):
+                raise
+            self._connection_failed(conn, dial, errors[0])
+        except NetError as exc:
+            self._connection_failed(conn, dial, exc)
+        finally:
+            if c is not None:
+                self._unregister(c)
+            if dial is not None and not dial.done.is_set():
+                dial.error = ConnectionLost("the dial was abandoned")
+                dial.done.set()
+                if self._peers[conn.peer].dial is dial:
+                    self._peers[conn.peer].dial = None
+
+    def _connection_failed(self, conn: Connection, dial: _Dial | None, error: NetError) -> None:
+        if dial is None:
+            logger.debug("incoming connection failed: %s", error)
+            self.metrics.rejection("handshake")
+            return
+        self.metrics.dial("failed")
+        peer_key = conn.peer
+        p = self._peer(peer_key)
+        if p.dial is dial:
+            p.dial = None
+        p.failures += 1
+        p.last_error = str(error)
+        backoff = min(self.config.backoff_min_s * 2 ** (p.failures - 1), self.config.backoff_max_s)
+        delay = backoff * (0.5 + self._rng.random() / 2)  # jitter: peers that lost one node do not redial in step
+        p.retry_at = trio.current_time() + delay
+        logger.info("[%s] dial failed (%s); next dial in %.2f s", peer_key.hex[:16], error, delay)
+        if isinstance(error, PeerUnavailable | Unauthorized):
+            dial.error = error
+        else:
+            dial.error = PeerUnavailable(str(error))
+        dial.done.set()
+
+    def _register(self, conn: Connection) -> _Conn | None:
+        peer = conn.peer
+        p = self._peer(peer)
+        if not p.conns and not self._make_room():
+            return None
+        c = _Conn(conn, peer, trio.current_time())
+        p.failures = 0
+        p.retry_at = -math.inf
+        p.dial = None
+        # Two connections (simultaneous dials): both sides prefer the one dialed by the smaller node id.
+        if p.conns and conn.initiator.raw < p.conns[0].conn.initiator.raw:
+            p.conns.insert(0, c)
+        else:
+            p.conns.append(c)
+        self._conns.add(c)
+        self.metrics.connections.set(len(self._conns))
+        logger.debug("[%s] connected (%d connections)", peer.hex[:16], len(self._conns))
+        return c
+
+    def _unregister(self, c: _Conn) -> None:
+        if c not in self._conns:
+            return
+        self._conns.discard(c)
+        p = self._peers.get(c.peer)
+        if p is not None and c in p.conns:
+            p.conns.remove(c)
+        self.metrics.connections.set(len(self._conns))
+
+    async def _idle_timer(self, c: _Conn) -> None:
+        idle = self.config.idle_timeout_s
+        while True:
+            now = trio.current_time()
+            await trio.sleep_until(now + idle if c.active else c.last_used + idle)
+            if c.active == 0 and trio.current_time() >= c.last_used + idle:
+                c.conn.close(CloseCode.IDLE, "idle")
+                return
+
+    # -- incoming streams ---------------------------------------------------------------------------------------
+    async def _accept_streams(self, c: _Conn, nursery: trio.Nursery) -> None:
+        try:
+            while True:
+                stream = await c.conn.accept_stream()
+                nursery.start_soon(self._serve_stream, c, stream)
+        except ConnectionLost:
+            nursery.cancel_scope.cancel()
+
+    def _protocol_error(self, c: _Conn, what: str) -> None:
+        logger.warning("[%s] protocol violation: %s", c.peer.hex[:16], what)
+        self.metrics.rejection("protocol")
+
+    async def _serve_stream(self, c: _Conn, stream: Stream) -> None:
+        reader = FrameReader(stream, max_frame_bytes=self.config.max_frame_bytes)
+        try:
+            kind, scope = parse_preamble(await reader.read_exact(PREAMBLE_BYTES))
+            if kind is StreamKind.MESSAGES:
+                await self._receive_messages(c, scope, stream, reader)
+            else:
+                await self._serve_request(c, kind, scope, stream, reader)
+        except PeerProtocolError as exc:
+            self._protocol_error(c, str(exc))
+            stream.reset(ResetCode.PROTOCOL)
+        except ConnectionLost:
+            pass
+
+    async def _receive_messages(self, c: _Conn, scope: Scope, stream: Stream, reader: FrameReader) -> None:
+        if scope in c.in_message_scopes:
+            raise PeerProtocolError(f"a second {scope.name.lower()} message stream")
+        c.in_message_scopes.add(scope)
+        queue, _ = self._queues[scope]
+        counter = self.metrics.bytes_in[scope]
+        while (payload := await reader.read_frame()) is not None:
+            c.touch()
+            counter.inc(len(payload) + 4)
+            try:
+                msg = decode(payload, max_bytes=self.config.max_frame_bytes)
+            except CodecError as exc:
+                raise PeerProtocolError(f"undecodable {scope.name.lower()} message: {exc}") from None
+            if not self.admission.allows(c.peer, scope):
+                self.metrics.rejection("unauthorized")
+                continue
+            try:
+                queue.send_nowait((c.peer, msg))
+            except trio.WouldBlock:
+                self.metrics.rejection("queue_full")
+
+    async def _serve_request(
+        self, c: _Conn, kind: StreamKind, scope: Scope, stream: Stream, reader: FrameReader
+    ) -> None:
+        msg = await reader.read_message()
+        if kind is StreamKind.REQUEST:
+            await reader.expect_end()
+        self.metrics.bytes_in[scope].inc(reader.bytes_read)
+        c.touch()
+        p = self._peer(c.peer)
+        refusal: Rejected | None = None
+        if not self.admission.allows(c.peer, scope):
+            refusal = Unauthorized(f"{scope.name.lower()} is not open to {c.peer.hex[:16]}…")
+        elif p.inbound >= self.config.max_requests_per_peer:
+            refusal = TooManyRequests(f"at most {self.config.max_requests_per_peer} requests at once")
+        elif kind is StreamKind.REQUEST and scope not in self._request_handlers:
+            refusal = NotFound(f"no {scope.name.lower()} request handler")
+        elif kind is StreamKind.STREAM and scope not in self._stream_handlers:
+            refusal = NotFound(f"no {scope.name.lower()} stream handler")
+        if refusal is not None:
+            self.metrics.rejection(refusal.code)
+            await stream.send(encode_error(refusal), end=True)
+            return
+        p.inbound += 1
+        c.active += 1
+        try:
+            if kind is StreamKind.REQUEST:
+                await stream.send(await self._call_request_handler(c.peer, scope, msg), end=True)
+            else:
+                await self._call_stream_handler(c.peer, scope, msg, stream, reader)
+        finally:
+            p.inbound -= 1
+            c.active -= 1
+            c.touch()
+
+    async def _call_request_handler(self, peer: PublicKey, scope: Scope, msg: Any) -> bytes:
+        try:
+            value = await self._request_handlers[scope](peer, msg)
+            data = encode_ok(value, max_bytes=self.config.max_frame_bytes)
+        except Rejected as exc:
+            self.metrics.rejection(exc.code)
+            return encode_error(exc)
+        except Exception:  # a bug in the handler must not take the node down for one peer's request
+            logger.exception("[%s] %s request handler failed", peer.hex[:16], scope.name.lower())
+            self.metrics.rejection(InternalError.code)
+            return encode_error(InternalError("the handler failed"))
+        self.metrics.bytes_out[scope].inc(len(data))
+        return data
+
+    async def _call_stream_handler(
+        self, peer: PublicKey, scope: Scope, msg: Any, stream: Stream, reader: FrameReader
+    ) -> None:
+        writer = ReplyWriter(
+            stream, reader, max_frame_bytes=self.config.max_frame_bytes, on_bytes=self.metrics.bytes_out[scope].inc
+        )
+        try:
+            await self._stream_handlers[scope](peer, msg, writer)
+        except Rejected as exc:
+            self.metrics.rejection(exc.code)
+            if writer.started:
+                stream.reset(ResetCode.FAILED)
+            else:
+                await stream.send(encode_error(exc), end=True)
+            return
+        except (ConnectionLost, PeerProtocolError):
+            raise
+        except Exception:
+            logger.exception("[%s] %s stream handler failed", peer.hex[:16], scope.name.lower())
+            self.metrics.rejection(InternalError.code)
+            if writer.started:
+                stream.reset(ResetCode.FAILED)
+            else:
+                await stream.send(encode_error(InternalError("the handler failed")), end=True)
+            return
+        await writer.finish()
+        # The requester ends its half (after our end) or resets; either way we are done with the stream.
+        with trio.move_on_after(self.config.request_timeout_s):
+            while await reader.read_some():
+                pass
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
