@@ -14,7 +14,7 @@ complete, verified object; a peer whose stream fails verification is penalised a
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import trio
@@ -169,6 +169,29 @@ class BlockFetcher:
                     await writer.write(chunk)
                 await writer.close()
         return total
+
+    async def stream_object(
+        self, peer: PublicKey, root: bytes, on_length: Callable[[int], None]
+    ) -> AsyncIterator[bytes]:
+        """Verified bytes of the whole object ``root`` from ``peer``, in order, without storing them (the content
+        fetcher streams them to clients and stores them itself). ``on_length`` gets the object's length before the
+        first byte. Raises VerificationFailed (after penalising the peer), PeerProtocolError or NetError."""
+        async with self._pool.open_stream(peer, Scope.BLOCKS, {"root": root}, timeout_s=self._timeout_s) as reply:
+            total, _, _ = _check_header(reply.header, None)
+            on_length(total)
+            decoder = ProofStreamDecoder(root)
+            async for chunk in reply:
+                try:
+                    blocks = decoder.feed(chunk)
+                except ProofError as exc:
+                    self._pool.penalize(peer, "sent a block that does not verify")
+                    raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
+                for block in blocks:
+                    yield block.data
+            try:
+                decoder.finish()
+            except ProofError as exc:
+                raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
 
     async def read_range(self, peer: PublicKey, root: bytes, first_byte: int, end_byte: int) -> AsyncIterator[bytes]:
         """Verified bytes [first_byte, end_byte) of ``root`` from ``peer``, without storing them. Raises
