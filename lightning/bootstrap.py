@@ -29,6 +29,7 @@ def single_node_genesis(keys: Keys, config: Config, *, genesis_time_ms: int | No
         owner=keys.account.public.hex,
         host=config.node.listen_host if config.node.listen_host != "0.0.0.0" else "127.0.0.1",
         http_port=config.http.port,
+        rpc_port=config.rpc.port,
         stake=params.min_stake,
         committee=True,
     )

@@ -44,6 +44,8 @@ class Domain(enum.Enum):
     HANDSHAKE = "lightning/handshake/v1"
     TLS_BINDING = "lightning/tls-binding/v1"
     TEST = "lightning/test/v1"
+    BLOCK_COMMIT = "lightning/block-commit/v1"
+    BEACON = "lightning/beacon/v1"
 
 
 def _signed_bytes(domain: Domain, message: bytes) -> bytes:

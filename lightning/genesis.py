@@ -66,6 +66,7 @@ class GenesisParams:
     block_time_window_ms: int = field(
         default=30_000, metadata={"doc": "how far a proposer's block timestamp may be ahead of a validator's clock"}
     )
+    max_stake_lock_epochs: int = field(default=1460, metadata={"doc": "longest StakeLock, in epochs"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class GenesisNode:
     quic_port: int = 4300
     http_port: int = 4220
     pinger_port: int = 4350
+    rpc_port: int = 4240
     stake: str | int = "1000 FLK"
     committee: bool = False
 
@@ -88,7 +90,7 @@ class GenesisNode:
                 raise ValueError(f"{name}: {exc}") from None
         if _check_host(self.host) and not _HOSTNAME.fullmatch(self.host):
             raise ValueError(f"host: must be an IP address or a host name, got {self.host!r}")
-        for name in ("quic_port", "http_port", "pinger_port"):
+        for name in ("quic_port", "http_port", "pinger_port", "rpc_port"):
             problem = _check_port(getattr(self, name))
             if problem:
                 raise ValueError(f"{name}: {problem}")

@@ -19,14 +19,34 @@ import trio
 import lightning
 from lightning.blockstore.component import Blockstore
 from lightning.config import Config
+from lightning.crypto import PublicKey
 from lightning.errors import LightningError
+from lightning.fetcher import Fetcher
+from lightning.fetcher.ipfs_origin import IpfsGatewayOrigin
+from lightning.fetcher.peer_source import PeerSource
+from lightning.fetcher.url_origin import UrlOrigin
 from lightning.genesis import Genesis
 from lightning.home import Home, Keys
 from lightning.http.endpoint import ClientEndpoint
 from lightning.http.server import HttpMetrics
 from lightning.metrics import NodeMetrics, new_registry
+from lightning.net import AddressBook, QuicPool, StaticAdmission
+from lightning.net.blocks import BlockFetcher, BlockServer
+from lightning.net.rpc import register_net_rpc
 from lightning.rpc import Dispatcher, RpcEndpoint
-from lightning.services import ContentService, ServiceMetrics
+from lightning.services import ContentService, ServiceMetrics, VideoService
+from lightning.state import (
+    EpochDriver,
+    Follower,
+    RpcBlockSource,
+    RpcForwarder,
+    Sequencer,
+    State,
+    SystemWallClock,
+    TxPool,
+    register_state_rpc,
+)
+from lightning.state.component import pause_hook_from_env
 
 __all__ = ["ComponentCrashed", "Node", "NodeStatus"]
 
@@ -78,15 +98,65 @@ class Node:
 
         self.blockstore = Blockstore(config.blockstore, home.data / "blockstore", registry=self.registry)
 
+        # Peer-to-peer: the QUIC pool; admission from genesis + allow-list until the state's stakes plug in.
+        self.addresses = AddressBook.from_genesis(genesis)
+        self.pool = QuicPool(
+            config.net,
+            keys.node,
+            host=config.node.listen_host,
+            admission=StaticAdmission.from_genesis(genesis, config.net.allow),
+            addresses=self.addresses,
+            registry=self.registry,
+        )
+        self.block_server = BlockServer(self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency)
+        self.fetcher = BlockFetcher(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
+
+        # Application state; ordering by the single-node sequencer until consensus lands. Forwarding and block
+        # following go over the orderer's RPC endpoint until the QUIC pool implements TxForwarder / BlockSource.
+        wall_clock = SystemWallClock()
+        self.state = State(
+            config.state, home.data / "state", genesis, registry=self.registry, pause_hook=pause_hook_from_env()
+        )
+        self.txpool = TxPool(
+            self.state,
+            config.state,
+            node_id=keys.node.public.raw,
+            ordering_nodes=lambda: self.orderer.ordering_nodes(),
+            forwarder=RpcForwarder(self.state.rpc_url),
+            registry=self.registry,
+        )
+        self.orderer = Sequencer(self.state, self.txpool, keys, wall_clock, block_time_s=config.state.block_time_s)
+        self.follower = Follower(
+            self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node.public.raw, clock=wall_clock
+        )
+        self.epoch_driver = EpochDriver(self.state, self.txpool, keys.node, wall_clock)
+
         self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
         self._register_rpc()
+        register_state_rpc(self.dispatcher, self.state, self.txpool)
+        register_net_rpc(self.dispatcher, pool=self.pool, fetcher=self.fetcher)
 
-        self.content = ContentService(self.blockstore, metrics=ServiceMetrics(self.registry))
+        # Content: local blockstore → peers → origins (IPFS gateways), merged and queued by the content fetcher.
+        self.content_fetcher = Fetcher(
+            config.fetcher,
+            self.blockstore,
+            [
+                PeerSource(self.fetcher, self._content_peers),
+                *(IpfsGatewayOrigin(gateway) for gateway in config.origin_ipfs.gateways),
+                UrlOrigin(),
+            ],
+            registry=self.registry,
+        )
+        service_metrics = ServiceMetrics(self.registry)
+        self.content = ContentService(self.blockstore, fetcher=self.content_fetcher, metrics=service_metrics)
+        self.video = VideoService(
+            self.blockstore, fetcher=self.content_fetcher, metrics=service_metrics, registry=self.registry
+        )
         self.client = ClientEndpoint(
             config.http,
             host=config.node.listen_host,
             health=self.health,
-            services={ContentService.service_id: self.content.handle},
+            services={ContentService.service_id: self.content.handle, VideoService.service_id: self.video.handle},
             http_metrics=http_metrics,
         )
         self.rpc = RpcEndpoint(
@@ -100,9 +170,23 @@ class Node:
         # Dependency order: each starts after the ones before it are ready.
         self._components: list[tuple[str, RunFn]] = [
             ("blockstore", self.blockstore.run),
+            ("net", self.pool.run),
+            ("state", self.state.run),
+            ("txpool", self.txpool.run),
+            ("orderer", self.orderer.run),
+            ("follower", self.follower.run),
+            *([("epoch", self.epoch_driver.run)] if config.state.epoch_driver else []),
+            ("fetcher", self.content_fetcher.run),
             ("http", self.client.run),
             ("rpc", self.rpc.run),
         ]
+
+    def _content_peers(self, root: bytes) -> list[PublicKey]:
+        """Peers to ask for a blake3 object: connected ones first, then every other known peer (until the content
+        registry and resolver records say who holds what)."""
+        me = self.keys.node.public
+        connected = [p for p in self.pool.peers() if p != me]
+        return connected + [p for p in self.addresses.peers() if p != me and p not in connected]
 
     # -- status -------------------------------------------------------------------------------------------------
     @property
@@ -117,8 +201,8 @@ class Node:
             chain_id=self.genesis.chain_id,
             uptime_s=round(uptime, 3),
             ready=self._ready,
-            peers=0,  # the connection pool reports peers once it exists
-            epoch=0,  # the application state reports the epoch once it exists
+            peers=len(self.pool.peers()),
+            epoch=self.state.epoch() if self.state.running else 0,
             committee=self.in_committee,
         )
 
@@ -165,6 +249,7 @@ class Node:
                 ports = {
                     "http": _fmt(bound["http"]),
                     "rpc": _fmt(bound["rpc"]),
+                    "quic": _fmt(bound["net"]),
                     "pid": os.getpid(),
                     "node_id": self.keys.node_id,
                 }

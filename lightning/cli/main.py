@@ -20,7 +20,9 @@ import typer
 
 import lightning
 from lightning.bootstrap import init_home
+from lightning.cli.account import account_app, opt_app, stake_app
 from lightning.cli.dev import dev_app
+from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
 from lightning.config import Config, ConfigError, dump_toml, load_config
 from lightning.errors import LightningError
 from lightning.genesis import load_genesis
@@ -40,6 +42,9 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage the node's keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(dev_app, name="dev")
+app.add_typer(account_app, name="account")
+app.add_typer(stake_app, name="stake")
+app.add_typer(opt_app, name="opt")
 
 
 @dataclasses.dataclass
@@ -165,6 +170,9 @@ def run(
     rpc_host: Annotated[str | None, typer.Option(help="Override node.rpc_host.", show_default=False)] = None,
     http_port: Annotated[int | None, typer.Option(help="Override http.port (0 = any).", show_default=False)] = None,
     rpc_port: Annotated[int | None, typer.Option(help="Override rpc.port (0 = any).", show_default=False)] = None,
+    quic_port: Annotated[
+        int | None, typer.Option(help="Override net.port (0 = any).", show_default=False, min=0, max=65535)
+    ] = None,
 ) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM."""
     from lightning.config import parse_section
@@ -198,6 +206,8 @@ def run(
                 except ConfigError as exc:
                     raise ConfigError(f"command line: {exc}") from None
                 config = dataclasses.replace(config, **{section: new})
+        if quic_port is not None:  # range-checked by the option itself
+            config = dataclasses.replace(config, net=dataclasses.replace(config.net, port=quic_port))
         _configure_logging(config)
         genesis = load_genesis(h.genesis_path(config.node.genesis))
         keys = h.load_keys()

@@ -128,6 +128,7 @@ def make_cluster(
             host=host,
             quic_port=quic_port,
             http_port=http_port,
+            rpc_port=rpc_port,
             stake=params.min_stake,
             committee=i < committee,
         )

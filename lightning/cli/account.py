@@ -1,0 +1,314 @@
+"""``lightning account …``, ``lightning stake …``, ``lightning opt …``: signed transactions through a node's RPC.
+
+Each command signs with the home's account key (``--key FILE`` signs with another key file, e.g. a devnet's
+``faucet.key``), sends the transaction to the node at ``--rpc`` (default: the home's running node, from
+``run/ports.json``), waits for its receipt and prints the outcome; a reverted or rejected transaction exits 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lightning.amounts import AmountError, format_flk, parse_flk
+from lightning.config import load_config
+from lightning.crypto import SigningKey, parse_public_key
+from lightning.errors import LightningError
+from lightning.home import Home, HomeError, default_home
+from lightning.state.tx import TxMalformed, sign_transaction
+
+__all__ = ["account_app", "opt_app", "stake_app"]
+
+account_app = typer.Typer(help="Account balances, transfers and faucet mints.", no_args_is_help=True)
+stake_app = typer.Typer(help="Stake for this home's node: deposit, lock, unstake, withdraw.", no_args_is_help=True)
+opt_app = typer.Typer(help="Opt this home's node in or out of participation.", no_args_is_help=True)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", envvar="LIGHTNING_HOME", help="Node home directory [default: ~/.lightning]", show_default=False
+    ),
+]
+RpcOpt = Annotated[
+    str | None, typer.Option("--rpc", help="Node RPC URL [default: the home's running node]", show_default=False)
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="Sign with this key file instead of the home's account key.", show_default=False),
+]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the receipt.")]
+
+RECEIPT_POLL_MS = 5000
+
+
+@dataclass
+class _Client:
+    home: Home
+    url: str
+
+    def call(self, method: str, *params: Any, timeout_s: float = 10.0) -> Any:
+        from lightning.cli.main import rpc_call  # the CLI's one synchronous client
+
+        return rpc_call(self.url, method, list(params), timeout_s=timeout_s)
+
+
+def _client(home: Path | None, rpc: str | None) -> _Client:
+    h = Home((home.expanduser() if home else default_home()).absolute())
+    if rpc is not None:
+        return _Client(h, rpc)
+    ports = h.read_ports()
+    if ports is None:
+        raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start one, or pass --rpc URL")
+    return _Client(h, f"http://{ports['rpc']}/rpc/v0")
+
+
+def _signer(client: _Client, key_file: Path | None) -> SigningKey:
+    if key_file is None:
+        return client.home.load_key("account")
+    try:
+        seed = bytes.fromhex(key_file.read_text("ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LightningError(f"{key_file}: not a key file ({exc})") from None
+    if len(seed) != 32:
+        raise LightningError(f"{key_file}: not a key file (expected 64 hex digits of an Ed25519 seed)")
+    return SigningKey(seed)
+
+
+def _amount(text: str) -> int:
+    s = text.strip()
+    if s.upper().endswith("FLK"):
+        s = s[:-3]
+    try:
+        units = parse_flk(s)
+    except AmountError as exc:
+        raise LightningError(f"AMOUNT: {exc}") from None
+    if units == 0:
+        raise LightningError("AMOUNT: must be more than 0")
+    return units
+
+
+def _flk(units: str | int) -> str:
+    return f"{format_flk(int(units))} FLK"
+
+
+def _send(client: _Client, key: SigningKey, method: str, timeout_s: float, **args: Any) -> dict[str, Any]:
+    """Sign, send, wait for the receipt; return it if the transaction succeeded, raise LightningError otherwise."""
+    chain_id = client.call("flk_get_node_status")["chain_id"]
+    nonce = client.call("flk_get_account_info", key.public.hex)["next_nonce"]
+    try:
+        stx = sign_transaction(key, chain_id=chain_id, nonce=nonce, method=method, **args)
+    except TxMalformed as exc:
+        raise LightningError(f"cannot build the transaction: {exc}") from None
+    tx_hash = client.call("flk_send_txn", stx.raw.hex())["hash"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            raise LightningError(
+                f"transaction {tx_hash} sent, but no receipt within {timeout_s:g} s; it may still execute "
+                "(ask flk_get_txn_receipt)"
+            )
+        wait_ms = min(left_ms, RECEIPT_POLL_MS)
+        receipt = client.call("flk_get_txn_receipt", tx_hash, wait_ms, timeout_s=wait_ms / 1000 + 10)
+        if receipt is not None:
+            break
+    if receipt["status"] != "ok":
+        raise LightningError(
+            f"transaction {receipt['status']} (tx {tx_hash}, block {receipt['height']}): {receipt['reason']}"
+        )
+    return dict(receipt)
+
+
+def _done(message: str, receipt: dict[str, Any]) -> None:
+    typer.echo(f"ok: {message} (tx {receipt['tx_hash']}, block {receipt['height']})")
+
+
+def _quic_port(config: Any) -> int:
+    net = getattr(config, "net", None)  # the pool's config table, where the QUIC port lives
+    return int(getattr(net, "port", 4300) or 4300)
+
+
+def _node_id(client: _Client) -> str:
+    return client.home.load_key("node").public.hex
+
+
+# -- account -------------------------------------------------------------------------------------------------------
+@account_app.command("balance")
+def balance(
+    address: Annotated[str | None, typer.Argument(help="Account address (default: this home's account).")] = None,
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+) -> None:
+    """Print an account's FLK balance and nonce."""
+    client = _client(home, rpc)
+    addr = parse_public_key(address).hex if address else client.home.load_key("account").public.hex
+    info = client.call("flk_get_account_info", addr)
+    typer.echo(f"address: {info['address']}")
+    typer.echo(f"balance: {_flk(info['balance'])}")
+    typer.echo(f"nonce:   {info['nonce']}")
+
+
+@account_app.command("transfer")
+def transfer(
+    to: Annotated[str, typer.Argument(help="Recipient address (64 hex digits).")],
+    amount: Annotated[str, typer.Argument(help="FLK amount, e.g. 12.5")],
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    key: KeyOpt = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Transfer FLK to another account."""
+    client = _client(home, rpc)
+    recipient = parse_public_key(to)
+    units = _amount(amount)
+    receipt = _send(client, _signer(client, key), "transfer", timeout, to=recipient.raw, amount=units)
+    _done(f"transferred {_flk(units)} to {recipient.hex}", receipt)
+
+
+@account_app.command("mint")
+def mint(
+    to: Annotated[str, typer.Argument(help="Recipient address (64 hex digits).")],
+    amount: Annotated[str, typer.Argument(help="FLK amount, e.g. 100")],
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    key: KeyOpt = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Mint FLK from the faucet account (sign with its key: --key faucet.key)."""
+    client = _client(home, rpc)
+    recipient = parse_public_key(to)
+    units = _amount(amount)
+    receipt = _send(client, _signer(client, key), "mint", timeout, to=recipient.raw, amount=units)
+    _done(f"minted {_flk(units)} to {recipient.hex}", receipt)
+
+
+# -- stake ---------------------------------------------------------------------------------------------------------
+@stake_app.command("deposit")
+def deposit(
+    amount: Annotated[str, typer.Argument(help="FLK amount to stake, e.g. 1000")],
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address peers reach this node at (first stake; default: node.listen_host)"),
+    ] = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Stake FLK for this home's node; the first deposit registers its keys, host and ports."""
+    client = _client(home, rpc)
+    keys = client.home.load_keys()
+    units = _amount(amount)
+    args: dict[str, Any] = {"node": keys.node.public.raw, "amount": units}
+    if client.call("flk_get_node_info", keys.node_id) is None:
+        config = load_config(client.home.config_path)
+        addr = host or config.node.listen_host
+        if addr in ("0.0.0.0", "::"):
+            raise LightningError("pass --host: the address peers reach this node at (node.listen_host is a wildcard)")
+        args.update(
+            consensus_key=keys.consensus.public.raw,
+            host=addr,
+            ports={"quic": _quic_port(config), "http": config.http.port, "pinger": 4350, "rpc": config.rpc.port},
+        )
+    receipt = _send(client, keys.account, "stake", timeout, **args)
+    _done(f"staked {_flk(units)} for node {keys.node_id}", receipt)
+
+
+@stake_app.command("lock")
+def lock(
+    epochs: Annotated[int, typer.Argument(help="Epochs to lock the stake for (no unstaking until then).", min=1)],
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Lock this node's stake for EPOCHS epochs."""
+    client = _client(home, rpc)
+    keys = client.home.load_keys()
+    receipt = _send(client, keys.account, "stake_lock", timeout, node=keys.node.public.raw, epochs=epochs)
+    info = client.call("flk_get_node_info", keys.node_id)
+    _done(f"stake locked until epoch {info['stake_locked_until']}", receipt)
+
+
+@stake_app.command("unstake")
+def unstake(
+    amount: Annotated[str, typer.Argument(help="FLK amount to unstake, e.g. 500")],
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Unstake FLK; it can be withdrawn after the protocol's lock period (`lightning stake withdraw`)."""
+    client = _client(home, rpc)
+    keys = client.home.load_keys()
+    units = _amount(amount)
+    receipt = _send(client, keys.account, "unstake", timeout, node=keys.node.public.raw, amount=units)
+    info = client.call("flk_get_node_info", keys.node_id)
+    _done(f"unstaked {_flk(units)}; withdrawable from epoch {info['locked_until']}", receipt)
+
+
+@stake_app.command("withdraw")
+def withdraw(
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    to: Annotated[str | None, typer.Option("--to", help="Recipient (default: this home's account).")] = None,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Withdraw unstaked FLK once its lock period is over."""
+    client = _client(home, rpc)
+    keys = client.home.load_keys()
+    args: dict[str, Any] = {"node": keys.node.public.raw}
+    if to:
+        args["recipient"] = parse_public_key(to).raw
+    before = client.call("flk_get_node_info", keys.node_id)
+    receipt = _send(client, keys.account, "withdraw_unstaked", timeout, **args)
+    _done(f"withdrew {_flk(before['locked'] if before else 0)}", receipt)
+
+
+@stake_app.command("info")
+def stake_info(home: HomeOpt = None, rpc: RpcOpt = None) -> None:
+    """Show this node's stake, locks and participation."""
+    client = _client(home, rpc)
+    _print_node(client, _node_id(client))
+
+
+def _print_node(client: _Client, node_id: str) -> None:
+    info = client.call("flk_get_node_info", node_id)
+    if info is None:
+        typer.echo(f"node {node_id} is not registered (stake to register it: `lightning stake deposit AMOUNT`)")
+        return
+    typer.echo(f"node:          {info['node_id']}")
+    typer.echo(f"staked:        {_flk(info['stake'])} (locked until epoch {info['stake_locked_until']})")
+    typer.echo(f"unstaking:     {_flk(info['locked'])} (withdrawable from epoch {info['locked_until']})")
+    typer.echo(f"participation: {info['participation']}")
+    typer.echo(f"committee:     {'yes' if info['committee'] else 'no'}")
+    typer.echo(f"reputation:    {'-' if info['reputation'] is None else info['reputation']}")
+
+
+# -- opt -----------------------------------------------------------------------------------------------------------
+def _opt(method: str, home: Path | None, rpc: str | None, timeout: float) -> None:
+    client = _client(home, rpc)
+    keys = client.home.load_keys()
+    receipt = _send(client, keys.account, method, timeout, node=keys.node.public.raw)
+    info = client.call("flk_get_node_info", keys.node_id)
+    _done(f"participation is now {info['participation']!r} (takes effect at the next epoch)", receipt)
+
+
+@opt_app.command("in")
+def opt_in(home: HomeOpt = None, rpc: RpcOpt = None, timeout: TimeoutOpt = 60.0) -> None:
+    """Opt this node in: it participates (may join committees) from the next epoch."""
+    _opt("opt_in", home, rpc, timeout)
+
+
+@opt_app.command("out")
+def opt_out(home: HomeOpt = None, rpc: RpcOpt = None, timeout: TimeoutOpt = 60.0) -> None:
+    """Opt this node out: it stops participating from the next epoch."""
+    _opt("opt_out", home, rpc, timeout)
+
+
+@opt_app.command("status")
+def opt_status(home: HomeOpt = None, rpc: RpcOpt = None) -> None:
+    """Show this node's participation."""
+    client = _client(home, rpc)
+    _print_node(client, _node_id(client))

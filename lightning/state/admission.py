@@ -1,0 +1,50 @@
+"""Peer admission from the application state, for the connection pool (``lightning/net/admission.py``'s protocol).
+
+Genesis nodes and nodes staked at least ``min_stake`` may hold connections and use every scope but consensus; the
+consensus scope is for the current epoch's committee (ARCHITECTURE.md, "Identity and signatures"). Answers come from
+the last executed block and are recomputed when the head moves, so a stake or committee change applies without
+reconnecting. ``node.py`` passes this to the pool in place of ``StaticAdmission`` once the pool runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.crypto import PublicKey, parse_public_key
+from lightning.genesis import Genesis
+from lightning.state.component import State
+
+__all__ = ["StateAdmission"]
+
+
+class StateAdmission:
+    def __init__(self, state: State, genesis: Genesis) -> None:
+        self._state = state
+        self._genesis = frozenset(parse_public_key(n.node_key).raw for n in genesis.nodes)
+        self._height = -1
+        self._members: frozenset[bytes] = frozenset()
+        self._committee: frozenset[bytes] = frozenset()
+
+    def _refresh(self) -> None:
+        head = self._state.head()
+        if head.height == self._height:
+            return
+        with self._state.view() as view:
+            min_stake = view.param("min_stake")
+            staked = frozenset(nid for nid, n in view.nodes() if n.stake >= min_stake)
+            committee = view.committee(view.epoch)
+        self._committee = frozenset(committee.members) if committee is not None else frozenset()
+        self._members = staked | self._genesis | self._committee
+        self._height = head.height
+
+    def admits(self, peer: PublicKey) -> bool:
+        """May ``peer`` hold a connection to us at all?"""
+        self._refresh()
+        return peer.raw in self._members
+
+    def allows(self, peer: PublicKey, scope: Any) -> bool:
+        """May ``peer`` use ``scope`` (a ``lightning.net.wire.Scope``)?"""
+        self._refresh()
+        if getattr(scope, "name", None) == "CONSENSUS":
+            return peer.raw in self._committee
+        return peer.raw in self._members

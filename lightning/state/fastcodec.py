@@ -1,0 +1,152 @@
+"""Fast paths of the canonical codec for the executor's hot path; byte-for-byte equal to ``lightning.codec``.
+
+* :func:`encode_fast` is ``codec.encode`` without its generic machinery: maps are written key by key in canonical
+  order (by encoded key), scalars by a per-thread msgpack packer, big integers as the codec's ext types.
+* :func:`decode_strict` is ``codec.decode`` (canonical bytes only) using :func:`encode_fast` for the re-encoding
+  check: it is used on transactions, which arrive from anyone.
+* :func:`decode_trusted` decodes bytes this node wrote itself (state rows) without the re-encoding check.
+
+``tests/unit/state/test_state_fastcodec.py`` checks all three against the codec on generated values.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import msgpack
+
+from lightning.codec import MAX_BIG_BYTES, MAX_DEPTH, MAX_FRAME_BYTES, CodecError, FrameTooLarge, NonCanonical
+
+__all__ = ["decode_strict", "decode_trusted", "encode_fast"]
+
+_EXT_BIG_POS = 1
+_EXT_BIG_NEG = 2
+_FIXEXT = {1: b"\xd4", 2: b"\xd5", 4: b"\xd6", 8: b"\xd7", 16: b"\xd8"}
+_local = threading.local()  # a msgpack Packer is not thread-safe: one per thread
+_KEYS: dict[Any, bytes] = {}
+_ORDERS: dict[tuple[Any, ...], tuple[tuple[bytes, Any], ...]] = {}
+
+
+def _packer() -> Any:
+    pack = getattr(_local, "pack", None)
+    if pack is None:
+        pack = _local.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+    return pack
+
+
+def _big(v: int) -> bytes:
+    magnitude = -v if v < 0 else v
+    size = (magnitude.bit_length() + 7) // 8
+    if size > MAX_BIG_BYTES:
+        raise CodecError(f"integer of {size} bytes exceeds the {MAX_BIG_BYTES}-byte limit")
+    code = bytes((_EXT_BIG_POS if v > 0 else _EXT_BIG_NEG,))
+    data = magnitude.to_bytes(size, "big")
+    head = _FIXEXT.get(size)
+    return (head + code if head is not None else b"\xc7" + bytes((size,)) + code) + data
+
+
+def _key(k: Any, pack: Any) -> bytes:
+    kp = _KEYS.get(k) if type(k) is str else None
+    if kp is None:
+        if type(k) not in (str, int, bytes) or (type(k) is int and not -(2**63) <= k < 2**64):
+            raise CodecError(f"map key {k!r:.40} is not allowed (str, bytes or a 64-bit integer)")
+        kp = _enc(k, pack, 0)
+        if type(k) is str and len(_KEYS) < 4096:
+            _KEYS[k] = kp
+    return kp
+
+
+def _enc(v: Any, pack: Any, depth: int) -> bytes:
+    if depth > MAX_DEPTH:
+        raise CodecError(f"value nested deeper than {MAX_DEPTH} levels")
+    t = type(v)
+    if t is int:
+        return pack(v) if -(2**63) <= v < 2**64 else _big(v)
+    if t is bytes or t is str or t is bool or v is None:
+        return pack(v)  # type: ignore[no-any-return]
+    if t is dict:
+        names = tuple(v)
+        order = _ORDERS.get(names)
+        if order is None:
+            order = tuple(sorted(((_key(k, pack), k) for k in names), key=lambda pair: pair[0]))
+            for i in range(1, len(order)):
+                if order[i][0] == order[i - 1][0]:
+                    raise CodecError("duplicate map key")
+            if len(names) <= 16 and len(_ORDERS) < 4096 and all(type(k) is str for k in names):
+                _ORDERS[names] = order  # records and messages reuse a few fixed key sets
+        items = [(kp, v[k]) for kp, k in order]
+        n = len(items)
+        head = (
+            bytes((0x80 | n,))
+            if n < 16
+            else (b"\xde" + n.to_bytes(2, "big") if n < 65536 else b"\xdf" + n.to_bytes(4, "big"))
+        )
+        return head + b"".join(kp + _enc(x, pack, depth + 1) for kp, x in items)
+    if t is list or t is tuple:
+        n = len(v)
+        head = (
+            bytes((0x90 | n,))
+            if n < 16
+            else (b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big"))
+        )
+        return head + b"".join(_enc(x, pack, depth + 1) for x in v)
+    if t is float:
+        raise CodecError("floats are not allowed in canonical encoding")
+    if isinstance(v, bytearray | memoryview):
+        return pack(bytes(v))  # type: ignore[no-any-return]
+    raise CodecError(f"type {t.__name__} cannot be encoded")
+
+
+def encode_fast(value: Any) -> bytes:
+    """Exactly ``codec.encode(value)``. Raises :class:`CodecError`."""
+    return _enc(value, _packer(), 0)
+
+
+def _ext_hook(code: int, data: bytes) -> int:
+    if code == _EXT_BIG_POS:
+        return int.from_bytes(data, "big")
+    if code == _EXT_BIG_NEG:
+        return -int.from_bytes(data, "big")
+    raise CodecError(f"unknown msgpack ext type {code}")
+
+
+def _unpack(raw: bytes, max_bytes: int) -> Any:
+    try:
+        return msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=False,
+            use_list=True,
+            ext_hook=_ext_hook,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=max_bytes,
+            max_ext_len=MAX_BIG_BYTES,
+        )
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises several undocumented types on garbage
+        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc or 'no detail'})") from None
+
+
+def decode_trusted(raw: bytes) -> Any:
+    """Decode canonical bytes written by this node. Raises :class:`CodecError` on bytes that do not decode."""
+    return _unpack(raw, MAX_FRAME_BYTES)
+
+
+def decode_strict(raw: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
+    """Exactly ``codec.decode``: only the canonical encoding of a value is accepted. Raises :class:`CodecError`."""
+    if len(raw) > max_bytes:
+        raise FrameTooLarge(f"{len(raw)} bytes exceed the {max_bytes}-byte limit")
+    value = _unpack(raw, max_bytes)
+    try:
+        again = encode_fast(value)
+    except CodecError as exc:
+        raise NonCanonical(f"value is not canonical: {exc}") from None
+    except TypeError as exc:  # an unhashable map key (a list or map) from the peer
+        raise CodecError(f"map key not allowed ({exc})") from None
+    if again != raw:
+        raise NonCanonical("bytes are not the canonical encoding of their value")
+    return value

@@ -1,0 +1,78 @@
+"""The follower: executes blocks ordered by another node, after checking their commit proofs.
+
+While this node is not the orderer, it asks the ordering node (committee member 0 of the current epoch) for the
+blocks after its head through a :class:`~lightning.state.forward.BlockSource` (a long poll), and for each one checks
+the commit proof against the epoch's committee, the timestamp window against its own wall clock, and then executes
+it (the executor checks parent, height, previous state root and the rest). A peer that sends a bad block is logged
+by node id and retried after a back-off; nothing from it is applied. Catching up from other peers and checkpoints
+is the sync component's job (a later issue).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from lightning.state.block import BlockMalformed, WallClock, check_timestamp
+from lightning.state.component import State
+from lightning.state.executor import InvalidBlock
+from lightning.state.forward import BlockSource, BlockSourceError
+
+__all__ = ["Follower"]
+
+logger = logging.getLogger(__name__)
+
+BATCH = 64
+LONG_POLL_S = 10.0
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 10.0
+
+
+class Follower:
+    def __init__(self, state: State, source: BlockSource, *, node_id: bytes, clock: WallClock) -> None:
+        self.state = state
+        self.source = source
+        self.node_id = node_id
+        self._clock = clock
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        backoff = BACKOFF_MIN_S
+        while True:
+            head = self.state.head()
+            leader = self.state.leader()
+            if leader == self.node_id:
+                await self.state.wait_head_change(head.height)
+                continue
+            try:
+                await self.follow_once(leader)
+                backoff = BACKOFF_MIN_S
+            except (BlockSourceError, BlockMalformed, InvalidBlock) as exc:
+                logger.warning("following %s…: %s (retrying in %.1f s)", leader.hex()[:16], exc, backoff)
+                await trio.sleep(backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    async def follow_once(self, leader: bytes) -> int:
+        """Fetch and apply the next blocks from ``leader``; return how many were applied."""
+        head = self.state.head()
+        blocks = await self.source.fetch_blocks(leader, head.height + 1, BATCH, LONG_POLL_S)
+        applied = 0
+        for block, proof in blocks:
+            head = self.state.head()
+            if block.epoch != head.epoch:
+                raise InvalidBlock(f"block {block.height} is for epoch {block.epoch}; this node is in {head.epoch}")
+            proof.verify(block, self.state.consensus_keys(block.epoch))
+            if proof.kind == "sequencer" and block.proposer != self.state.leader():
+                raise BlockMalformed(f"block {block.height} was not proposed by this epoch's sequencer")
+            window = self._window_ms()
+            problem = check_timestamp(block.timestamp_ms, head.timestamp_ms, self._clock.now_ms(), window)
+            if problem is not None:
+                raise InvalidBlock(f"block {block.height}: {problem}")
+            await self.state.commit(block, proof)
+            applied += 1
+        return applied
+
+    def _window_ms(self) -> int:
+        with self.state.view() as view:
+            return view.param("block_time_window_ms")

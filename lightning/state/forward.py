@@ -1,0 +1,162 @@
+"""Seams to the network: forwarding transactions to the orderer, and fetching committed blocks from it.
+
+Until the QUIC connection pool (``lightning/net/``) carries these, both go over the ordering node's JSON-RPC
+endpoint, found in the node registry (host and ``ports.rpc``; genesis nodes publish ``rpc_port`` from the genesis).
+The pool will implement :class:`TxForwarder` and :class:`BlockSource` and ``node.py`` will pass those instead; no
+other code changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+
+from lightning.codec import CodecError, decode
+from lightning.errors import LightningError
+from lightning.state.block import Block, BlockMalformed, CommitProof
+from lightning.state.rpc_client import RpcClientError, rpc_request
+
+if TYPE_CHECKING:
+    from lightning.state.component import State
+
+__all__ = [
+    "BlockSource",
+    "BlockSourceError",
+    "ForwardError",
+    "LocalBlockSource",
+    "LocalForwarder",
+    "RpcBlockSource",
+    "RpcForwarder",
+    "TxForwarder",
+    "decode_block_record",
+]
+
+
+class ForwardError(LightningError):
+    """A transaction could not be handed to the ordering node."""
+
+
+class BlockSourceError(LightningError):
+    """Committed blocks could not be fetched, or the peer sent malformed ones."""
+
+
+class TxForwarder(Protocol):
+    async def forward(self, node_id: bytes, raw_tx: bytes) -> None:
+        """Hand ``raw_tx`` to node ``node_id`` for ordering. Raises :class:`ForwardError`."""
+        ...
+
+
+class BlockSource(Protocol):
+    async def fetch_blocks(
+        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+    ) -> list[tuple[Block, CommitProof]]:
+        """Committed blocks from ``start`` on (at most ``max_blocks``), as node ``node_id`` has them; waits up to
+        ``wait_s`` for block ``start`` to exist. Raises :class:`BlockSourceError`."""
+        ...
+
+
+Resolve = Callable[[bytes], str | None]
+
+
+class RpcForwarder:
+    """Forwards with ``flk_send_txn`` on the ordering node's RPC endpoint."""
+
+    def __init__(self, resolve: Resolve, *, timeout_s: float = 5.0) -> None:
+        self._resolve = resolve
+        self._timeout_s = timeout_s
+
+    async def forward(self, node_id: bytes, raw_tx: bytes) -> None:
+        url = self._resolve(node_id)
+        if url is None:
+            raise ForwardError(f"node {node_id.hex()[:16]}… publishes no RPC endpoint to forward to")
+        try:
+            await rpc_request(url, "flk_send_txn", [raw_tx.hex()], timeout_s=self._timeout_s)
+        except RpcClientError as exc:
+            raise ForwardError(f"forwarding to {node_id.hex()[:16]}… at {url}: {exc}") from None
+
+
+def decode_block_record(raw: bytes) -> tuple[Block, CommitProof]:
+    """A stored/served ``{block, proof, receipts}`` record. Raises :class:`BlockSourceError`."""
+    try:
+        rec = decode(raw, max_bytes=256 * 1024 * 1024)
+        if not isinstance(rec, dict) or "block" not in rec or "proof" not in rec:
+            raise BlockSourceError("block record lacks block or proof")
+        return Block.from_wire(rec["block"]), CommitProof.from_wire(rec["proof"])
+    except (CodecError, BlockMalformed) as exc:
+        raise BlockSourceError(f"malformed block record: {exc}") from None
+
+
+class RpcBlockSource:
+    """Fetches with ``flk_get_blocks`` (a long poll) from the ordering node's RPC endpoint."""
+
+    def __init__(self, resolve: Resolve, *, timeout_s: float = 10.0) -> None:
+        self._resolve = resolve
+        self._timeout_s = timeout_s
+
+    async def fetch_blocks(
+        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+    ) -> list[tuple[Block, CommitProof]]:
+        url = self._resolve(node_id)
+        if url is None:
+            raise BlockSourceError(f"node {node_id.hex()[:16]}… publishes no RPC endpoint to fetch blocks from")
+        try:
+            records = await rpc_request(
+                url,
+                "flk_get_blocks",
+                [start, max_blocks, int(wait_s * 1000)],
+                timeout_s=wait_s + self._timeout_s,
+            )
+        except RpcClientError as exc:
+            raise BlockSourceError(f"fetching blocks from {node_id.hex()[:16]}… at {url}: {exc}") from None
+        if not isinstance(records, list) or len(records) > max_blocks:
+            raise BlockSourceError(f"{url}: flk_get_blocks answered with something other than a list of blocks")
+        out = []
+        for text in records:
+            try:
+                raw = bytes.fromhex(text)
+            except (TypeError, ValueError):
+                raise BlockSourceError(f"{url}: a block record is not hex") from None
+            out.append(decode_block_record(raw))
+        return out
+
+
+class LocalForwarder:
+    """In-process forwarding between the pools of simulated nodes (``node id -> submit(raw)``)."""
+
+    def __init__(self, submitters: dict[bytes, Callable[[bytes], object]]) -> None:
+        self._submitters = submitters
+
+    async def forward(self, node_id: bytes, raw_tx: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        submit = self._submitters.get(node_id)
+        if submit is None:
+            raise ForwardError(f"no simulated node {node_id.hex()[:16]}…")
+        try:
+            submit(raw_tx)
+        except LightningError as exc:
+            raise ForwardError(f"node {node_id.hex()[:16]}… refused the transaction: {exc}") from None
+
+
+class LocalBlockSource:
+    """In-process block fetching between simulated nodes (``node id -> State``)."""
+
+    def __init__(self, states: dict[bytes, State]) -> None:
+        self._states = states
+
+    async def fetch_blocks(
+        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+    ) -> list[tuple[Block, CommitProof]]:
+        source = self._states.get(node_id)
+        if source is None or not source.running:
+            raise BlockSourceError(f"no running simulated node {node_id.hex()[:16]}…")
+        with trio.move_on_after(wait_s):
+            await source.wait_head_change(start - 1)
+        out = []
+        for height in range(start, min(start + max_blocks, source.head().height + 1)):
+            raw = source.store.block_record(height)
+            assert raw is not None
+            out.append(decode_block_record(raw))
+        await trio.lowlevel.checkpoint()
+        return out

@@ -1,0 +1,254 @@
+"""Transaction methods on accounts, stakes, the node registry, content, params and slashing (epoch ones: epoch.py).
+
+Each handler gets a :class:`TxContext` (the sender is authenticated and its nonce already consumed) and the
+method's arguments (already type-checked by ``tx.py``), and raises :class:`Revert` with a reason when a rule of the
+state forbids the call. Rules and their parameters are documented in docs/state.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lightning.state.executor import Handler, Revert, TxContext
+from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, MINTS, NodeInfo, Ports
+
+__all__ = ["HANDLERS", "PARAM_RULES", "check_param"]
+
+MAX_PROVIDERS = 1024
+
+
+def _short(b: bytes) -> str:
+    return b.hex()[:16] + "…"
+
+
+# -- accounts ---------------------------------------------------------------------------------------------------
+def transfer(ctx: TxContext, args: dict[str, Any]) -> None:
+    ctx.debit(ctx.sender, args["amount"])
+    ctx.credit(args["to"], args["amount"])
+
+
+def mint(ctx: TxContext, args: dict[str, Any]) -> None:
+    faucet = ctx.view.meta("faucet", b"")
+    if not faucet or ctx.sender != faucet:
+        raise Revert("only the faucet account may mint")
+    to, amount = args["to"], args["amount"]
+    cap = ctx.param("faucet_mint_per_epoch")
+    row = ctx.view.row(MINTS, to)
+    minted = row["amount"] if row is not None and row["epoch"] == ctx.epoch else 0
+    if minted + amount > cap:
+        raise Revert(f"mint cap: {_short(to)} got {minted} this epoch; the cap is {cap} per epoch")
+    ctx.view.put_row(MINTS, to, {"epoch": ctx.epoch, "amount": minted + amount})
+    ctx.credit(to, amount)
+    ctx.adjust_supply(amount)
+
+
+# -- staking ----------------------------------------------------------------------------------------------------
+def _owned_node(ctx: TxContext, node_id: bytes) -> NodeInfo:
+    node = ctx.view.node(node_id)
+    if node is None:
+        raise Revert(f"node {_short(node_id)} is not registered")
+    if node.owner != ctx.sender:
+        raise Revert(f"only the owner of node {_short(node_id)} may do this")
+    return node
+
+
+def stake(ctx: TxContext, args: dict[str, Any]) -> None:
+    node_id, amount = args["node"], args["amount"]
+    node = ctx.view.node(node_id)
+    ports = args.get("ports")
+    if node is None:
+        if "consensus_key" not in args or "host" not in args or ports is None:
+            raise Revert("a node's first stake must register its consensus_key, host and ports")
+        ckey = args["consensus_key"]
+        if ckey == node_id:
+            raise Revert("the consensus key must differ from the node key")
+        for key in (node_id, ckey):
+            if ctx.view.key_owner(key) is not None:
+                raise Revert(f"key {_short(key)} is already registered to a node")
+        node = NodeInfo(
+            owner=ctx.sender,
+            consensus_key=ckey,
+            host=args["host"],
+            ports=Ports(ports["quic"], ports["http"], ports["pinger"], ports.get("rpc", 0)),
+            participation="false",
+            registered_epoch=ctx.epoch,
+        )
+        ctx.view.index_key(node_id, node_id)
+        ctx.view.index_key(ckey, node_id)
+    else:
+        if node.owner != ctx.sender:
+            raise Revert(f"only the owner of node {_short(node_id)} may stake for it")
+        if "consensus_key" in args and args["consensus_key"] != node.consensus_key:
+            raise Revert("a registered node's consensus key cannot change")
+        if "host" in args:
+            node = node.with_(host=args["host"])
+        if ports is not None:
+            node = node.with_(ports=Ports(ports["quic"], ports["http"], ports["pinger"], ports.get("rpc", 0)))
+    ctx.debit(ctx.sender, amount)
+    ctx.view.set_node(node_id, node.with_(stake=node.stake + amount))
+
+
+def stake_lock(ctx: TxContext, args: dict[str, Any]) -> None:
+    node = _owned_node(ctx, args["node"])
+    epochs = args["epochs"]
+    limit = ctx.param("max_stake_lock_epochs")
+    if epochs > limit:
+        raise Revert(f"a stake lock is at most {limit} epochs")
+    if node.stake == 0:
+        raise Revert("nothing is staked")
+    until = ctx.epoch + epochs
+    if until <= node.stake_locked_until:
+        raise Revert(f"stake is already locked until epoch {node.stake_locked_until}")
+    ctx.view.set_node(args["node"], node.with_(stake_locked_until=until))
+
+
+def unstake(ctx: TxContext, args: dict[str, Any]) -> None:
+    node = _owned_node(ctx, args["node"])
+    amount = args["amount"]
+    if ctx.epoch < node.stake_locked_until:
+        raise Revert(f"stake is locked until epoch {node.stake_locked_until}")
+    if amount > node.stake:
+        raise Revert(f"node has {node.stake} staked, cannot unstake {amount}")
+    until = ctx.epoch + ctx.param("stake_lock_epochs")
+    ctx.view.set_node(
+        args["node"], node.with_(stake=node.stake - amount, locked=node.locked + amount, locked_until=until)
+    )
+
+
+def withdraw_unstaked(ctx: TxContext, args: dict[str, Any]) -> None:
+    node = _owned_node(ctx, args["node"])
+    if node.locked == 0:
+        raise Revert("nothing unstaked to withdraw")
+    if ctx.epoch < node.locked_until:
+        raise Revert(f"unstaked funds are locked until epoch {node.locked_until}")
+    ctx.credit(args.get("recipient", ctx.sender), node.locked)
+    ctx.view.set_node(args["node"], node.with_(locked=0))
+
+
+# -- participation ----------------------------------------------------------------------------------------------
+def _node_for_opt(ctx: TxContext, node_id: bytes) -> NodeInfo:
+    node = ctx.view.node(node_id)
+    if node is None:
+        raise Revert(f"node {_short(node_id)} is not registered")
+    if ctx.sender not in (node.owner, node_id):
+        raise Revert("only the node (its node key) or its owner may change its participation")
+    return node
+
+
+def opt_in(ctx: TxContext, args: dict[str, Any]) -> None:
+    node = _node_for_opt(ctx, args["node"])
+    min_stake = ctx.param("min_stake")
+    if node.stake < min_stake:
+        raise Revert(f"node has {node.stake} staked; participating needs {min_stake}")
+    new = {"false": "opted_in", "opted_out": "true"}.get(node.participation)
+    if new is None:
+        raise Revert(f"node is already {'participating' if node.participation == 'true' else 'opted in'}")
+    ctx.view.set_node(args["node"], node.with_(participation=new))
+
+
+def opt_out(ctx: TxContext, args: dict[str, Any]) -> None:
+    node = _node_for_opt(ctx, args["node"])
+    new = {"true": "opted_out", "opted_in": "false"}.get(node.participation)
+    if new is None:
+        raise Revert(f"node is already {'not participating' if node.participation == 'false' else 'opted out'}")
+    ctx.view.set_node(args["node"], node.with_(participation=new))
+
+
+# -- content registry -------------------------------------------------------------------------------------------
+def update_content_registry(ctx: TxContext, args: dict[str, Any]) -> None:
+    node_id = ctx.sender
+    if ctx.view.node(node_id) is None:
+        raise Revert("only registered nodes (signing with their node key) update the content registry")
+    for u in args["updates"]:
+        root = u["root"]
+        providers = ctx.view.row(CONTENT_PROVIDERS, root) or []
+        if u["remove"]:
+            if node_id in providers:
+                providers.remove(node_id)
+        elif node_id not in providers:
+            if len(providers) >= MAX_PROVIDERS:
+                raise Revert(f"content {_short(root)} already has {MAX_PROVIDERS} providers")
+            providers = sorted([*providers, node_id])
+        if providers:
+            ctx.view.put_row(CONTENT_PROVIDERS, root, providers)
+        else:
+            ctx.view.delete_row(CONTENT_PROVIDERS, root)
+        cid = u.get("cid", b"")
+        if cid and not u["remove"]:
+            known = ctx.view.row(CONTENT_CIDS, cid)
+            if known is not None and known != root:
+                raise Revert(f"CID {cid.hex()[:16]}… already maps to root {_short(known)}")
+            ctx.view.put_row(CONTENT_CIDS, cid, root)
+
+
+# -- governance -------------------------------------------------------------------------------------------------
+def _at_least(lo: int) -> Callable[[int], str | None]:
+    return lambda v: None if v >= lo else f"must be at least {lo}"
+
+
+# name -> check of a new value; amounts are in base units.
+PARAM_RULES: dict[str, Callable[[int], str | None]] = {
+    "epoch_time_ms": _at_least(1000),
+    "committee_size": _at_least(1),
+    "min_stake": _at_least(0),
+    "stake_lock_epochs": _at_least(0),
+    "max_block_transactions": _at_least(1),
+    "faucet_mint_per_epoch": _at_least(0),
+    "block_time_window_ms": _at_least(0),
+    "max_stake_lock_epochs": _at_least(1),
+}
+AMOUNT_PARAMS = ("min_stake", "faucet_mint_per_epoch")
+
+
+def check_param(name: str, value: int) -> str | None:
+    rule = PARAM_RULES.get(name)
+    if rule is None:
+        return f"unknown protocol param {name!r} (known: {', '.join(sorted(PARAM_RULES))})"
+    problem = rule(value)
+    return None if problem is None else f"{name} {problem}"
+
+
+def change_protocol_param(ctx: TxContext, args: dict[str, Any]) -> None:
+    governance = ctx.view.meta("governance", b"")
+    if not governance or ctx.sender != governance:
+        raise Revert("only the governance account may change protocol params")
+    problem = check_param(args["name"], args["value"])
+    if problem is not None:
+        raise Revert(problem)
+    ctx.view.set_param(args["name"], args["value"])
+
+
+def slash(ctx: TxContext, args: dict[str, Any]) -> None:
+    kind = args["evidence"]["kind"]
+    if kind != "governance":
+        raise Revert(f"unknown evidence kind {kind!r} (known: governance)")
+    governance = ctx.view.meta("governance", b"")
+    if not governance or ctx.sender != governance:
+        raise Revert("governance evidence must be signed by the governance account")
+    node = ctx.view.node(args["node"])
+    if node is None:
+        raise Revert(f"node {_short(args['node'])} is not registered")
+    amount = args["amount"]
+    if amount > node.stake + node.locked:
+        raise Revert(f"node has {node.stake + node.locked} staked and unstaking; cannot slash {amount}")
+    from_stake = min(amount, node.stake)
+    ctx.view.set_node(
+        args["node"], node.with_(stake=node.stake - from_stake, locked=node.locked - (amount - from_stake))
+    )
+    ctx.adjust_supply(-amount)
+
+
+HANDLERS: dict[str, Handler] = {
+    "transfer": transfer,
+    "mint": mint,
+    "stake": stake,
+    "stake_lock": stake_lock,
+    "unstake": unstake,
+    "withdraw_unstaked": withdraw_unstaked,
+    "opt_in": opt_in,
+    "opt_out": opt_out,
+    "update_content_registry": update_content_registry,
+    "change_protocol_param": change_protocol_param,
+    "slash": slash,
+}

@@ -1,0 +1,158 @@
+"""The transaction pool as a node component: the mempool core, wake-ups for the orderer, and forwarding.
+
+Every node admits transactions (``flk_send_txn``) into its own mempool. If this node orders blocks now, the orderer
+takes them from here; otherwise each admitted transaction is also forwarded to the ordering nodes through the
+:class:`~lightning.state.forward.TxForwarder` (a bounded queue; a full queue or a failed forward is logged and the
+transaction stays pending here, where it still counts for ``next_nonce``). When the ordering nodes change (an epoch
+change), everything pending here is forwarded to the new ones. Executed blocks prune the pool on every
+node, because every node executes every block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import trio
+from prometheus_client import CollectorRegistry, Gauge
+
+from lightning.config import StateConfig
+from lightning.state.component import State
+from lightning.state.forward import ForwardError, TxForwarder
+from lightning.state.mempool import Mempool, MempoolLimits, MempoolStats, TxRejected
+from lightning.state.store import BlockOutcome
+from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction
+
+__all__ = ["TxPool"]
+
+logger = logging.getLogger(__name__)
+
+FORWARD_QUEUE = 1024
+FORWARD_ATTEMPTS = 3
+FORWARD_BACKOFF_S = 0.5
+
+
+class TxPool:
+    def __init__(
+        self,
+        state: State,
+        config: StateConfig,
+        *,
+        node_id: bytes,
+        ordering_nodes: Callable[[], Sequence[bytes]],
+        forwarder: TxForwarder | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.state = state
+        self.node_id = node_id
+        self.mempool = Mempool(
+            state.genesis.chain_id,
+            MempoolLimits(config.mempool_max_txs, config.mempool_max_per_sender, config.mempool_tx_ttl_s),
+        )
+        self._ordering_nodes = ordering_nodes
+        self._forwarder = forwarder
+        self._changed = trio.Event()
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](FORWARD_QUEUE)
+        self._last_ordering: tuple[bytes, ...] = ()
+        state.add_commit_listener(self._on_commit)
+        if registry is not None:
+            Gauge("lightning_mempool_pending", "Transactions waiting in the mempool", registry=registry).set_function(
+                lambda: len(self.mempool)
+            )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._last_ordering = tuple(self._ordering_nodes())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._forward_loop)
+            nursery.start_soon(self._expire_loop)
+            task_status.started()
+
+    # -- admission ------------------------------------------------------------------------------------------------
+    def orders_here(self) -> bool:
+        return self.node_id in self._ordering_nodes()
+
+    def submit(self, raw: bytes) -> tuple[SignedTransaction, bool]:
+        """Admit a signed transaction; forward it if another node orders. Returns it and whether it was new.
+
+        Raises :class:`TxRejected`."""
+        try:
+            stx = decode_transaction(raw)
+        except TxMalformed as exc:
+            raise TxRejected("malformed", str(exc)) from None
+        new = self.mempool.add(stx, self.state.account(stx.sender), trio.current_time())
+        if new:
+            self._wake()
+            self._forward([stx])
+        return stx, new
+
+    def _forward(self, txs: list[SignedTransaction]) -> None:
+        ordering = self._ordering_nodes()
+        if self.node_id in ordering:
+            return
+        for stx in txs:
+            for target in ordering:
+                try:
+                    self._send.send_nowait((target, stx.raw))
+                except trio.WouldBlock:
+                    logger.warning("forward queue full; transaction %s stays local", stx.hash.hex()[:16])
+                    return
+
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce a new transaction from ``sender`` should carry (after its pending ones)."""
+        return self.mempool.pending_nonce(sender, self.state.account(sender).nonce) + 1
+
+    def statistics(self) -> MempoolStats:
+        return self.mempool.statistics()
+
+    # -- for the orderer ------------------------------------------------------------------------------------------
+    def ready(self, max_txs: int) -> list[SignedTransaction]:
+        with self.state.view() as view:
+            return self.mempool.ready(max_txs, lambda s: view.account(s).nonce)
+
+    async def wait_ready(self) -> None:
+        """Return once at least one transaction is executable."""
+        while True:
+            with self.state.view() as view:
+                if self.mempool.has_ready(lambda s: view.account(s).nonce):
+                    return
+            await self._changed.wait()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _on_commit(self, outcome: BlockOutcome) -> None:
+        senders = {r.sender for r in outcome.receipts if r.sender}
+        if senders:
+            with self.state.view() as view:
+                self.mempool.prune({s: view.account(s).nonce for s in sorted(senders)})
+        ordering = tuple(self._ordering_nodes())
+        if ordering != self._last_ordering:
+            # Another node orders from now on (an epoch change): what waits here must reach it.
+            self._last_ordering = ordering
+            self._forward(self.mempool.pending())
+        self._wake()
+
+    # -- background -----------------------------------------------------------------------------------------------
+    async def _forward_loop(self) -> None:
+        async for target, raw in self._receive:
+            if self._forwarder is None:
+                continue
+            for attempt in range(1, FORWARD_ATTEMPTS + 1):
+                try:
+                    await self._forwarder.forward(target, raw)
+                    break
+                except ForwardError as exc:
+                    logger.warning("forward attempt %d/%d failed: %s", attempt, FORWARD_ATTEMPTS, exc)
+                    await trio.sleep(FORWARD_BACKOFF_S * attempt)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            deadline = self.mempool.next_expiry()
+            if deadline is None:
+                await self._changed.wait()
+                continue
+            await trio.sleep_until(deadline)
+            dropped = self.mempool.expire(trio.current_time())
+            if dropped:
+                logger.info("mempool: %d transactions expired unordered", dropped)
