@@ -79,6 +79,8 @@ def _check(value: Any, depth: int = 0) -> Any:
         for k, v in value.items():
             if not isinstance(k, str | int | bytes) or isinstance(k, bool):
                 raise CodecError(f"map key of type {type(k).__name__} is not allowed")
+            if isinstance(k, int) and not -(2**63) <= k < 2**64:
+                raise CodecError(f"map key {k} does not fit in 64 bits")
             items.append((_pack(k), k, _check(v, depth + 1)))
         items.sort(key=lambda item: item[0])
         for a, b in itertools.pairwise(items):

@@ -133,3 +133,8 @@ def test_frame_decoder_rejects_oversize_header_before_payload():
         list(dec.feed((101).to_bytes(4, "big")))
     with pytest.raises(FrameTooLarge):
         frame(b"x" * (MAX_FRAME_BYTES + 1))
+
+
+def test_big_integer_map_keys_are_rejected():
+    with pytest.raises(CodecError, match="64 bits"):
+        encode({2**64: 1})
