@@ -48,6 +48,7 @@ from lightning.blockstore.tree import BlockTree, encode_proof_stream, tree_from_
 from lightning.blockstore.verify import BLOCK_SIZE, HASH_SIZE, BytesLike, block_count, block_len, hash_block
 from lightning.codec import CodecError, decode, decode_trusted, encode
 from lightning.errors import LightningError
+from lightning.storage import open_env, write_txn
 
 __all__ = [
     "BlockStore",
@@ -149,23 +150,16 @@ class BlockStore:
 
     def __init__(self, path: Path, *, map_size: int = 1024**4, readonly: bool = False) -> None:
         self.path = path
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            self.env = lmdb.open(
-                str(path),
-                map_size=map_size,
-                max_dbs=16,
-                max_readers=4096,
-                sync=False,
-                writemap=False,
-                readahead=False,
-                readonly=readonly,
-                lock=True,
-            )
-        except lmdb.Error as exc:
-            raise BlockstoreError(f"{path}: cannot open blockstore: {exc}") from None
-        except OSError as exc:
-            raise BlockstoreError(f"{path}: cannot open blockstore: {exc.strerror}") from None
+        self.env = open_env(
+            path,
+            what="blockstore",
+            error=BlockstoreError,
+            map_size=map_size,
+            max_dbs=16,
+            max_readers=4096,
+            sync=False,  # staging skips fsync; publish() syncs explicitly
+            readonly=readonly,
+        )
         create = not readonly
         self._blocks = self.env.open_db(b"blocks", create=create)
         self._refs = self.env.open_db(b"refs", create=create)
@@ -191,21 +185,14 @@ class BlockStore:
         self.close()
 
     # -- transactions -------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[lmdb.Transaction]:
-        try:
-            with self.env.begin(write=True) as txn:
-                yield txn
-        except lmdb.MapFullError:
-            raise BlockstoreFull(
-                f"{self.path}: blockstore map is full; raise blockstore.map_size_bytes or lower capacity_bytes"
-            ) from None
-        except lmdb.DiskError as exc:
-            raise BlockstoreFull(f"{self.path}: disk error while writing: {exc}") from None
-        except lmdb.Error as exc:
-            if "No space left" in str(exc) or "ENOSPC" in str(exc):
-                raise BlockstoreFull(f"{self.path}: no space left on the device") from None
-            raise BlockstoreError(f"{self.path}: LMDB write failed: {exc}") from None
+    def _write(self) -> contextlib.AbstractContextManager[lmdb.Transaction]:
+        return write_txn(
+            self.env,
+            self.path,
+            full=BlockstoreFull,
+            full_hint="raise blockstore.map_size_bytes or lower capacity_bytes",
+            error=BlockstoreError,
+        )
 
     def _meta_add(self, txn: lmdb.Transaction, name: bytes, delta: int) -> int:
         value = _from_u64(txn.get(name, db=self._meta)) + delta

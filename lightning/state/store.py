@@ -38,6 +38,7 @@ from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Execution, Overlay, Receipt, execute_block
 from lightning.state.fastcodec import encode_fast
 from lightning.state.records import TABLES, Account, Committee, EpochInfo, NodeInfo, Ports, StateView, u64
+from lightning.storage import open_env, write_txn
 
 __all__ = ["BlockOutcome", "StateError", "StateFull", "StateStore", "genesis_params"]
 
@@ -122,23 +123,15 @@ class StateStore:
 
     def __init__(self, path: Path, *, map_size: int = 64 * 1024**3, readonly: bool = False, sync: bool = True) -> None:
         self.path = path
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            self.env = lmdb.open(
-                str(path),
-                map_size=map_size,
-                max_dbs=len(TABLES) + 8,
-                max_readers=512,
-                sync=sync,
-                writemap=False,
-                readahead=False,
-                readonly=readonly,
-                lock=True,
-            )
-        except lmdb.Error as exc:
-            raise StateError(f"{path}: cannot open the state: {exc}") from None
-        except OSError as exc:
-            raise StateError(f"{path}: cannot open the state: {exc.strerror}") from None
+        self.env = open_env(
+            path,
+            what="the state",
+            error=StateError,
+            map_size=map_size,
+            max_dbs=len(TABLES) + 8,
+            sync=sync,
+            readonly=readonly,
+        )
         create = not readonly
         self._tables = {t: self.env.open_db(f"t/{t}".encode(), create=create) for t in TABLES}
         self._smt = self.env.open_db(b"smt", create=create)
@@ -156,13 +149,8 @@ class StateStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[lmdb.Transaction]:
-        try:
-            with self.env.begin(write=True) as txn:
-                yield txn
-        except lmdb.MapFullError:
-            raise StateFull(f"{self.path}: the state's map is full; raise state.map_size_bytes") from None
+    def _write(self) -> contextlib.AbstractContextManager[lmdb.Transaction]:
+        return write_txn(self.env, self.path, full=StateFull, full_hint="raise state.map_size_bytes", error=StateError)
 
     # -- genesis ------------------------------------------------------------------------------------------------
     def initialize(self, genesis: Genesis) -> ChainHead:
