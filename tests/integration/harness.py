@@ -31,9 +31,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0
     )
 
 
-def http_get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+def http_get(
+    url: str, headers: dict[str, str] | None = None, *, method: str = "GET", timeout: float = 60.0
+) -> tuple[int, dict[str, str], bytes]:
+    """(status, lower-cased headers, body) — HTTP errors are returned, not raised."""
+    req = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()

@@ -12,19 +12,11 @@ import pytest
 
 from lightning.blockstore import root_of_bytes
 from tests.integration.gateway_thread import running_gateway
+from tests.integration.harness import http_get
 from tests.ipfs_fixtures import fixtures
 
 FX = fixtures()
 CARS = [fx.path for fx in FX.values()]
-
-
-def get(url: str, headers: dict[str, str] | None = None, method: str = "GET"):
-    req = urllib.request.Request(url, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
 @pytest.fixture
@@ -41,43 +33,43 @@ def test_files_are_fetched_verified_and_then_served_locally(node_and_gateway, na
     base, gateway, _ = node_and_gateway
     fx = FX[name]
     url = f"{base}/services/0/ipfs/{fx.root}"
-    status, headers, body = get(url)
+    status, headers, body = http_get(url)
     assert status == 200, body
     assert body == fx.content
     assert headers["etag"] == f'"{fx.root}"' and headers["content-length"] == str(len(fx.content))
     cars = gateway.car_requests
     assert cars >= 1
     # now local: same bytes, no new origin request, ranges work
-    status, _, again = get(url)
+    status, _, again = http_get(url)
     assert status == 200 and again == fx.content and gateway.car_requests == cars
     if len(fx.content) > 10:
-        status, headers, part = get(url, {"Range": "bytes=3-9"})
+        status, headers, part = http_get(url, {"Range": "bytes=3-9"})
         assert status == 206 and part == fx.content[3:10]
         assert headers["content-range"] == f"bytes 3-9/{len(fx.content)}"
     # and it is addressable by its blake3 root too
     root = root_of_bytes(fx.content).hex()
-    assert get(f"{base}/services/0/blake3/{root}")[2] == fx.content
+    assert http_get(f"{base}/services/0/blake3/{root}")[2] == fx.content
 
 
 def test_directory_paths_and_content_types(node_and_gateway):
     base, _, _ = node_and_gateway
     fx = FX["nested.car"]
     for path, data in fx.files.items():
-        status, headers, body = get(f"{base}/services/0/ipfs/{fx.root}/{urllib.parse.quote(path)}")
+        status, headers, body = http_get(f"{base}/services/0/ipfs/{fx.root}/{urllib.parse.quote(path)}")
         assert status == 200 and body == data, path
         assert headers["etag"] == f'"{fx.root}/{urllib.parse.quote(path)}"'
         if path.endswith(".txt"):
             assert headers["content-type"].startswith("text/plain")
-    status, _, body = get(f"{base}/services/0/ipfs/{fx.root}/no/such/file")
+    status, _, body = http_get(f"{base}/services/0/ipfs/{fx.root}/no/such/file")
     assert status == 404
 
 
 def test_range_while_fetching_and_head(node_and_gateway):
     base, _, _ = node_and_gateway
     fx = FX["onemib.car"]
-    status, headers, body = get(f"{base}/services/0/ipfs/{fx.root}", {"Range": "bytes=500000-500099"})
+    status, headers, body = http_get(f"{base}/services/0/ipfs/{fx.root}", {"Range": "bytes=500000-500099"})
     assert status == 206 and body == fx.content[500000:500100]
-    status, headers, body = get(f"{base}/services/0/ipfs/{fx.root}", method="HEAD")
+    status, headers, body = http_get(f"{base}/services/0/ipfs/{fx.root}", method="HEAD")
     assert status == 200 and body == b"" and headers["content-length"] == str(len(fx.content))
 
 
@@ -89,7 +81,7 @@ def test_a_corrupt_block_aborts_and_nothing_is_cached(node_and_gateway):
     gateway.corrupt(leaves[len(leaves) // 2].cid)
     url = f"{base}/services/0/ipfs/{fx.root}"
     try:
-        status, _, body = get(url)
+        status, _, body = http_get(url)
     except (urllib.error.URLError, ConnectionError, OSError) as exc:  # the body was cut: acceptable
         status, body = 200, str(exc).encode()
     # Either the status already said 502 or the body stops short: never the corrupt bytes.
@@ -99,7 +91,7 @@ def test_a_corrupt_block_aborts_and_nothing_is_cached(node_and_gateway):
     # Not cached: the next request goes to the origin again (and still fails)
     before = gateway.car_requests
     try:
-        get(url)
+        http_get(url)
     except (urllib.error.URLError, OSError):
         pass
     assert gateway.car_requests > before
@@ -109,31 +101,31 @@ def test_wrong_block_for_a_cid_is_rejected_with_502(node_and_gateway):
     base, gateway, _ = node_and_gateway
     fx = FX["tiny.car"]
     gateway.swap(fx.root, FX["rawtype-leaves.car"].root)
-    status, _, body = get(f"{base}/services/0/ipfs/{fx.root}")
+    status, _, body = http_get(f"{base}/services/0/ipfs/{fx.root}")
     assert status == 502 and b"fetching failed" in body
 
 
 def test_bad_and_unknown_cids(node_and_gateway):
     base, _, _ = node_and_gateway
-    assert get(f"{base}/services/0/ipfs/not-a-cid")[0] == 400
+    assert http_get(f"{base}/services/0/ipfs/not-a-cid")[0] == 400
     unknown = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
-    assert get(f"{base}/services/0/ipfs/{unknown}")[0] == 404
+    assert http_get(f"{base}/services/0/ipfs/{unknown}")[0] == 404
 
 
 def test_gateway_down_is_502(spawn):
     node = spawn("n", config={"origin_ipfs": {"gateways": ["http://127.0.0.1:9"]}})
     ports = node.wait_ready()
     fx = FX["tiny.car"]
-    status, _, body = get(f"http://{ports['http']}/services/0/ipfs/{fx.root}")
+    status, _, body = http_get(f"http://{ports['http']}/services/0/ipfs/{fx.root}")
     assert status == 502, body
 
 
 def test_video_service_serves_with_ranges(node_and_gateway):
     base, _, _ = node_and_gateway
     fx = FX["onemib.car"]
-    status, _, body = get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=0-1023"})
+    status, _, body = http_get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=0-1023"})
     assert status == 206 and body == fx.content[:1024]
-    status, _, body = get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=1000000-"})
+    status, _, body = http_get(f"{base}/services/1/ipfs/{fx.root}", {"Range": "bytes=1000000-"})
     assert status == 206 and body == fx.content[1000000:]
 
 
@@ -153,11 +145,14 @@ def test_url_origin_with_integrity(node_and_gateway, tmp_path):
         origin = f"http://127.0.0.1:{server.server_port}/file.bin"
         good = "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
         bad = "sha256-" + base64.b64encode(hashlib.sha256(b"other").digest()).decode()
-        status, _, body = get(f"{base}/services/0/url/{urllib.parse.quote(origin + '#integrity=' + good, safe='')}")
+        def url_of(pointer: str) -> str:
+            return f"{base}/services/0/url/{urllib.parse.quote(pointer, safe='')}"
+
+        status, _, body = http_get(url_of(origin + "#integrity=" + good))
         assert status == 200 and body == data
-        status, _, body = get(f"{base}/services/0/url/{urllib.parse.quote(origin + '#integrity=' + bad, safe='')}")
+        status, _, body = http_get(url_of(origin + "#integrity=" + bad))
         assert status == 502 and b"integrity" in body
-        status, _, body = get(f"{base}/services/0/url/{urllib.parse.quote(origin, safe='')}")
+        status, _, body = http_get(url_of(origin))
         assert status == 400 and b"integrity" in body
     finally:
         server.shutdown()
