@@ -7,8 +7,9 @@ the members' node keys. That block's transaction performs the transition, so eve
 1. the beacon seed: ``H(SEED_DOMAIN || previous seed || u64be(e) || node id || reveal ...)`` over the members that
    revealed, in node-id order (the commit phase is the first half of the epoch, the reveal phase the rest);
 2. participation: ``opted_in`` becomes ``true``, ``opted_out`` becomes ``false``;
-3. the committee of ``e+1``: eligible nodes (participation ``true``, stake >= ``min_stake``) ranked by
-   ``H(seed || node id)``, the first ``committee_size`` of them (the previous committee if none is eligible);
+3. the committee of ``e+1``: ``committee_size`` eligible nodes (participation ``true``, stake >= ``min_stake``)
+   drawn stake-weighted without replacement, seeded by the beacon (:func:`select_committee`; the previous
+   committee if none is eligible);
 4. reputation: for each node measured during ``e``, the lower medians of the reporters' latency and uptime give
    ``reputation = uptime_pct * 1000 // (1000 + latency_ms)`` (0..100); nodes not measured keep theirs;
 5. epoch ``e+1`` starts at the block's timestamp and is planned to end ``epoch_time_ms`` later; the votes, beacon
@@ -146,8 +147,22 @@ def reputation_score(measurements: list[Measurement]) -> int:
     return max(0, min(100, uptime * 1000 // (1000 + latency)))
 
 
-def select_committee(seed: bytes, eligible: list[bytes], size: int) -> tuple[bytes, ...]:
-    return tuple(sorted(eligible, key=lambda nid: (_h(seed + nid), nid))[:size])
+def select_committee(seed: bytes, eligible: dict[bytes, int], size: int) -> tuple[bytes, ...]:
+    """Draw ``size`` members from ``eligible`` (node id -> stake) without replacement, each draw picking a node with
+    probability proportional to its stake: draw ``k`` takes ``r = int(H(seed || u32be(k))) mod (remaining stake)``
+    and walks the remaining nodes in node-id order. Integers only, so every node derives the same committee."""
+    remaining = sorted((node_id, max(stake, 1)) for node_id, stake in eligible.items())  # min_stake may be 0
+    chosen: list[bytes] = []
+    for k in range(min(size, len(remaining))):
+        total = sum(stake for _, stake in remaining)
+        r = int.from_bytes(_h(seed + k.to_bytes(4, "big")), "big") % total
+        for i, (node_id, stake) in enumerate(remaining):
+            if r < stake:
+                chosen.append(node_id)
+                del remaining[i]
+                break
+            r -= stake
+    return tuple(chosen)
 
 
 def advance_epoch(view: StateView, timestamp_ms: int) -> None:
@@ -161,14 +176,14 @@ def advance_epoch(view: StateView, timestamp_ms: int) -> None:
     seed = _h(SEED_DOMAIN + committee.seed + prefix + reveals)
 
     min_stake = view.param("min_stake")
-    eligible = []
+    eligible: dict[bytes, int] = {}
     for node_id, node in list(view.nodes()):
         new = {"opted_in": "true", "opted_out": "false"}.get(node.participation, node.participation)
         if new != node.participation:
             node = node.with_(participation=new)
             view.set_node(node_id, node)
         if new == "true" and node.stake >= min_stake:
-            eligible.append(node_id)
+            eligible[node_id] = node.stake
     members = select_committee(seed, eligible, view.param("committee_size")) or committee.members
     view.set_committee(e + 1, Committee(members, seed))
 

@@ -11,6 +11,7 @@ is the sync component's job (a later issue).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -30,11 +31,24 @@ BACKOFF_MAX_S = 10.0
 
 
 class Follower:
-    def __init__(self, state: State, source: BlockSource, *, node_id: bytes, clock: WallClock) -> None:
+    def __init__(
+        self,
+        state: State,
+        source: BlockSource,
+        *,
+        node_id: bytes,
+        clock: WallClock,
+        orders_here: Callable[[], bool] | None = None,
+        quorum_proofs_only: bool = False,
+    ) -> None:
         self.state = state
         self.source = source
         self.node_id = node_id
         self._clock = clock
+        # Whether this node takes part in ordering (then it does not follow): by default, when it is the sequencer;
+        # with the BFT consensus, when it is in the current committee.
+        self._orders_here = orders_here or (lambda: self.state.leader() == self.node_id)
+        self._quorum_only = quorum_proofs_only  # under the BFT consensus one member's signature proves nothing
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -42,7 +56,7 @@ class Follower:
         while True:
             head = self.state.head()
             leader = self.state.leader()
-            if leader == self.node_id:
+            if self._orders_here():
                 await self.state.wait_head_change(head.height)
                 continue
             try:
@@ -62,7 +76,10 @@ class Follower:
             head = self.state.head()
             if block.epoch != head.epoch:
                 raise InvalidBlock(f"block {block.height} is for epoch {block.epoch}; this node is in {head.epoch}")
-            proof.verify(block, self.state.consensus_keys(block.epoch))
+            keys = self.state.consensus_keys(block.epoch)
+            if self._quorum_only and proof.kind != "quorum" and len(keys) > 1:
+                raise BlockMalformed(f"block {block.height}: a {proof.kind} proof; this chain needs a quorum")
+            proof.verify(block, keys)
             if proof.kind == "sequencer" and block.proposer != self.state.leader():
                 raise BlockMalformed(f"block {block.height} was not proposed by this epoch's sequencer")
             window = self._window_ms()

@@ -1,0 +1,278 @@
+"""The trio adapter: runs a :class:`~lightning.consensus.core.Core` for each epoch this node is a committee member
+of, over the pool's consensus scope. It is the node's :class:`~lightning.state.block.Orderer`.
+
+One task owns the core: it takes events from a bounded inbox (messages from members, proposal batches) or the core's
+timer, and carries out the outputs in order — persist the safety state (fsync, on a thread) *before* sending anything
+that depends on it; execute committed blocks through the state; catch up from a peer over the sync scope when the
+core says it lags. Sending never blocks the core: each member has a bounded outbox drained by its own task (a full
+outbox drops; lost messages are covered by the timeouts' retransmission). When an epoch change leaves this node out
+of the committee, the core stops and the follower takes over; when it joins one, a new core starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from lightning.config import ConsensusConfig
+from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
+from lightning.consensus.messages import MessageInvalid
+from lightning.consensus.safety import SafetyStore
+from lightning.crypto import PublicKey
+from lightning.home import Keys
+from lightning.net import NetError, Pool, Scope
+from lightning.state.block import Block, BlockMalformed, WallClock, check_timestamp
+from lightning.state.component import State
+from lightning.state.executor import InvalidBlock, check_header
+from lightning.state.forward import BlockSourceError
+from lightning.state.pool import TxPool
+from lightning.sync.blocks import PoolBlockSource
+
+__all__ = ["Consensus"]
+
+logger = logging.getLogger(__name__)
+
+INBOX = 4096
+OUTBOX = 1024
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.view = Gauge("lightning_consensus_view", "Current consensus view", registry=registry)
+        self.height = Gauge("lightning_consensus_height", "Height of the last block committed", registry=registry)
+        self.committee = Gauge("lightning_consensus_committee_size", "Members of the committee", registry=registry)
+        self.timeouts = Counter("lightning_consensus_timeouts", "Views this member timed out of", registry=registry)
+        self.view_changes = Counter("lightning_consensus_view_changes", "Views entered", registry=registry)
+        self.latency = Histogram(
+            "lightning_consensus_commit_latency_seconds",
+            "From proposing a block (as leader) to executing it",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+
+
+class Consensus:
+    def __init__(
+        self,
+        state: State,
+        txpool: TxPool,
+        pool: Pool,
+        keys: Keys,
+        clock: WallClock,
+        safety: SafetyStore,
+        *,
+        config: ConsensusConfig,
+        registry: CollectorRegistry | None = None,
+        inline: bool = False,
+    ) -> None:
+        self.state = state
+        self.txpool = txpool
+        self.pool = pool
+        self.node_id = keys.node.public.raw
+        self._key = keys.consensus
+        self._clock = clock
+        self._safety = safety
+        self.config = config
+        self._metrics = _Metrics(registry) if registry is not None else None
+        self._inline = inline  # simulation: persist on the trio thread (a worker thread would let MockClock jump)
+        self._sync = PoolBlockSource(pool, lambda: self.ordering_nodes())
+        self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, Any]](INBOX)
+        self._members: dict[bytes, int] = {}
+        self._epoch = -1
+        self._proposed_at: dict[int, float] = {}
+        self.core: Core | None = None
+        pool.on_message(Scope.CONSENSUS, self._on_message)
+
+    def ordering_nodes(self) -> Sequence[bytes]:
+        return self.state.committee().members
+
+    async def _on_message(self, peer: PublicKey, msg: Any) -> None:
+        index = self._members.get(peer.raw)
+        if index is None:
+            logger.debug("consensus message from %s…, not a member of epoch %d", peer.hex[:16], self._epoch)
+            return
+        try:
+            self._inbox_send.send_nowait(("msg", (index, msg)))
+        except trio.WouldBlock:
+            logger.warning("consensus inbox full: dropped a message from %s…", peer.hex[:16])
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            head = self.state.head()
+            committee = self.state.committee(head.epoch)
+            if self.node_id not in committee.members:
+                self._members = {}
+                await self.state.wait_head_change(head.height)
+                continue
+            await self._run_epoch(head.epoch, committee.members)
+
+    async def _run_epoch(self, epoch: int, member_ids: Sequence[bytes]) -> None:
+        keys = self.state.consensus_keys(epoch)
+        members = [Member(nid, key) for nid, key in zip(member_ids, keys, strict=True)]
+        saved = self._safety.load() if self._inline else await trio.to_thread.run_sync(self._safety.load)
+        core = Core(
+            epoch=epoch,
+            members=members,
+            me=list(member_ids).index(self.node_id),
+            key=self._key,
+            head=self.state.head(),
+            saved=saved,
+            check_block=self._check_block,
+            now=trio.current_time(),
+            config=CoreConfig(self.config.view_timeout_s, self.config.view_timeout_max_s),
+        )
+        self.core, self._epoch = core, epoch
+        self._members = {nid: i for i, nid in enumerate(member_ids)}
+        if self._metrics is not None:
+            self._metrics.committee.set(len(members))
+        logger.info("consensus: epoch %d, member %d of %d, view %d", epoch, core.me, len(members), core.view)
+        outboxes = [trio.open_memory_channel[dict[str, Any]](OUTBOX) for _ in members]
+        async with trio.open_nursery() as nursery:
+            for i, (_, receive) in enumerate(outboxes):
+                if i != core.me:
+                    nursery.start_soon(self._sender, members[i].node_id, receive)
+            try:
+                await self._loop(core, [send for send, _ in outboxes], nursery)
+            finally:
+                nursery.cancel_scope.cancel()
+                self.core = None
+
+    async def _sender(self, node_id: bytes, receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+        peer = PublicKey(node_id)
+        async for msg in receive:
+            try:
+                await self.pool.send(peer, Scope.CONSENSUS, msg)
+            except NetError as exc:
+                logger.debug("consensus send to %s… failed: %s", node_id.hex()[:16], exc)
+
+    async def _loop(
+        self, core: Core, outboxes: list[trio.MemorySendChannel[dict[str, Any]]], nursery: trio.Nursery
+    ) -> None:
+        await self._carry_out(core, core.start(trio.current_time()), outboxes, nursery)
+        while self.state.head().epoch == core.epoch:
+            outs: list[Output] = []
+            with trio.move_on_at(core.deadline()) as timer:
+                kind, payload = await self._inbox.receive()
+            now = trio.current_time()
+            if timer.cancelled_caught:
+                outs = core.on_timer(now)
+            elif kind == "msg":
+                sender, msg = payload
+                try:
+                    outs = core.on_message(sender, msg, now)
+                except MessageInvalid as exc:
+                    logger.warning(
+                        "consensus: member %d (%s…): %s", sender, core.members[sender].node_id.hex()[:16], exc
+                    )
+            elif kind == "propose":
+                outs = self._propose(core, payload, now)
+            await self._carry_out(core, outs, outboxes, nursery)
+
+    def _propose(self, core: Core, view: int, now: float) -> list[Output]:
+        with self.state.view() as v:
+            limit = v.param("max_block_transactions")
+        txs = [t.raw for t in self.txpool.ready(limit)]
+        outs = core.propose(view, txs, self._clock.now_ms(), now)
+        if outs:
+            self._proposed_at[self.state.head().height + 1] = now
+        return outs
+
+    async def _carry_out(
+        self,
+        core: Core,
+        outs: list[Output],
+        outboxes: list[trio.MemorySendChannel[dict[str, Any]]],
+        nursery: trio.Nursery,
+    ) -> None:
+        while outs:
+            more: list[Output] = []
+            for o in outs:
+                if isinstance(o, Persist):
+                    if self._inline:
+                        self._safety.save(o.state)
+                    else:
+                        await trio.to_thread.run_sync(self._safety.save, o.state)
+                elif isinstance(o, Send):
+                    for i in range(len(outboxes)) if o.to is None else (o.to,):
+                        if i != core.me:
+                            try:
+                                outboxes[i].send_nowait(o.msg)
+                            except trio.WouldBlock:
+                                logger.debug("consensus outbox to member %d full: dropped", i)
+                elif isinstance(o, Commit):
+                    more += await self._commit(core, o)
+                elif isinstance(o, ProposeReady):
+                    nursery.start_soon(self._wait_batch, o.view)
+                elif isinstance(o, SyncNeeded):
+                    more += await self._catch_up(core, o.peer)
+            if self._metrics is not None:
+                self._metrics.view.set(core.view)
+            outs = more
+
+    async def _commit(self, core: Core, c: Commit) -> list[Output]:
+        now = trio.current_time()
+        try:
+            if c.block.height == self.state.head().height + 1:
+                await self.state.commit(c.block, c.proof)
+                started = self._proposed_at.pop(c.block.height, None)
+                if self._metrics is not None:
+                    self._metrics.height.set(c.block.height)
+                    if started is not None:
+                        self._metrics.latency.observe(now - started)
+                return core.on_head(self.state.head(), c.proof, trio.current_time())
+        except InvalidBlock as exc:
+            # 2f+1 members checked this block against the same state: this node's state has diverged.
+            logger.error("consensus: committed block %d does not execute here: %s", c.block.height, exc)
+        return core.on_head(self.state.head(), None, trio.current_time())
+
+    async def _catch_up(self, core: Core, peer: int) -> list[Output]:
+        """Fetch and execute the blocks after our head from member ``peer``, checking each commit proof."""
+        start = self.state.head().height + 1
+        with trio.move_on_after(self.config.view_timeout_s * 2):
+            try:
+                blocks = await self._sync.fetch_from(core.members[peer].node_id, start, 64, 0.0)
+            except BlockSourceError as exc:
+                logger.info("consensus: catching up from member %d: %s", peer, exc)
+                return []
+            last = None
+            for block, proof in blocks:
+                head = self.state.head()
+                if block.epoch != head.epoch or block.height != head.height + 1:
+                    break
+                try:
+                    keys = self.state.consensus_keys(block.epoch)
+                    if proof.kind != "quorum" and len(keys) > 1:
+                        raise BlockMalformed("not a quorum proof")
+                    proof.verify(block, keys)
+                    await self.state.commit(block, proof)
+                except (BlockMalformed, InvalidBlock) as exc:
+                    logger.warning("consensus: block %d from member %d: %s", block.height, peer, exc)
+                    break
+                last = proof
+            if last is not None:
+                logger.info("consensus: caught up to %d from member %d", self.state.head().height, peer)
+                return core.on_head(self.state.head(), last, trio.current_time())
+        return []
+
+    async def _wait_batch(self, view: int) -> None:
+        with trio.move_on_after(self.config.empty_block_s):
+            await self.txpool.wait_ready()
+        try:
+            self._inbox_send.send_nowait(("propose", view))
+        except trio.WouldBlock:
+            logger.warning("consensus inbox full: could not propose in view %d", view)
+
+    def _check_block(self, block: Block) -> str | None:
+        head = self.state.head()
+        try:
+            with self.state.view() as view:
+                check_header(view, head, block)
+                window = view.param("block_time_window_ms")
+        except InvalidBlock as exc:
+            return str(exc)
+        return check_timestamp(block.timestamp_ms, head.timestamp_ms, self._clock.now_ms(), window)
