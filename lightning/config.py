@@ -20,6 +20,7 @@ from lightning.errors import LightningError
 
 __all__ = [
     "BlockstoreConfig",
+    "BroadcastConfig",
     "Config",
     "ConfigError",
     "HttpConfig",
@@ -28,6 +29,7 @@ __all__ = [
     "NodeConfig",
     "RpcConfig",
     "StateConfig",
+    "TopologyConfig",
     "dump_toml",
     "load_config",
     "parse_section",
@@ -225,6 +227,97 @@ class OriginIpfsConfig:
     request_timeout_s: float = field(default=60.0, metadata=_doc("whole-request timeout per gateway", _positive))
 
 
+def _check_non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be 0 or more"
+
+
+def _check_payload(v: int) -> str | None:
+    return None if 0 < v <= 3 * 1024 * 1024 else "must be between 1 and 3145728 (a message must fit a 4 MiB frame)"
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    """Which peers a node keeps connected (docs/broadcast.md, "Topology")."""
+
+    full_mesh_max: int = field(
+        default=12, metadata=_doc("networks of at most this many nodes connect fully", _positive)
+    )
+    cluster_size: int = field(default=8, metadata=_doc("nodes per cluster of nearby nodes at most", _positive))
+    long_cycles: int = field(
+        default=2, metadata=_doc("random cycles through all nodes for long links (2 links each)", _positive)
+    )
+    recompute_interval_s: float = field(
+        default=600.0, metadata=_doc("recompute the peer set with fresh latency measurements this often", _positive)
+    )
+    probes_per_round: int = field(
+        default=2, metadata=_doc("nodes outside the peer set whose latency is measured per ping round", _positive)
+    )
+
+
+@dataclass(frozen=True)
+class BroadcastConfig:
+    """Gossip of signed topic messages (docs/broadcast.md)."""
+
+    max_payload_bytes: int = field(
+        default=1024 * 1024, metadata=_doc("largest message payload; larger ones are dropped", _check_payload)
+    )
+    max_age_s: float = field(
+        default=300.0,
+        metadata=_doc("messages timestamped longer ago than this are dropped (the dedup cache covers it)", _positive),
+    )
+    max_skew_s: float = field(
+        default=30.0, metadata=_doc("messages timestamped further ahead of our clock are dropped", _positive)
+    )
+    future_epochs: int = field(
+        default=1, metadata=_doc("messages at most this many epochs ahead of ours are accepted", _check_non_negative)
+    )
+    seen_cache_entries: int = field(
+        default=100_000, metadata=_doc("message digests remembered (in memory and in LMDB) at most", _positive)
+    )
+    want_timeout_s: float = field(
+        default=2.0, metadata=_doc("a wanted message not sent within this is asked of the next advertiser", _positive)
+    )
+    want_queue_len: int = field(
+        default=8192, metadata=_doc("advertised messages being fetched at once; more adverts are ignored", _positive)
+    )
+    retain_s: float = field(
+        default=60.0, metadata=_doc("relayed messages are kept this long to answer peers' wants", _positive)
+    )
+    retain_bytes: int = field(
+        default=64 * 1024 * 1024, metadata=_doc("bytes of relayed messages kept at most", _positive)
+    )
+    subscriber_buffer: int = field(
+        default=1024, metadata=_doc("messages waiting for a topic's subscriber; more are dropped", _positive)
+    )
+    validation_timeout_s: float = field(
+        default=60.0, metadata=_doc("a message its subscriber has not judged by then is dropped unrelayed", _positive)
+    )
+    send_queue_len: int = field(
+        default=1024, metadata=_doc("frames queued for one peer; more are dropped (and re-advertised)", _positive)
+    )
+    ping_interval_s: float = field(
+        default=15.0, metadata=_doc("peers are pinged (latency, liveness) this often", _positive)
+    )
+    max_inbound_peers: int = field(
+        default=64, metadata=_doc("peers outside our topology that we also advertise to at most", _check_non_negative)
+    )
+    map_size_bytes: int = field(
+        default=1024**3, metadata=_doc("LMDB map size of the dedup cache (sparse file)", _positive)
+    )
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    view_timeout_s: float = field(
+        default=2.0, metadata=_doc("a view without a committed block times out after this (doubling)", _positive)
+    )
+    view_timeout_max_s: float = field(default=30.0, metadata=_doc("the longest view timeout", _positive))
+    empty_block_s: float = field(
+        default=1.0,
+        metadata=_doc("a leader with no transactions proposes an empty block after this", _positive),
+    )
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=_doc("log level"))
@@ -241,6 +334,9 @@ class Config:
     net: NetConfig = NetConfig()
     fetcher: FetcherConfig = FetcherConfig()
     origin_ipfs: OriginIpfsConfig = OriginIpfsConfig()
+    topology: TopologyConfig = TopologyConfig()
+    broadcast: BroadcastConfig = BroadcastConfig()
+    consensus: ConsensusConfig = ConsensusConfig()
     log: LogConfig = LogConfig()
 
 

@@ -18,12 +18,16 @@ import trio
 
 import lightning
 from lightning.blockstore.component import Blockstore
+from lightning.broadcast import Broadcast, DebugLog, register_broadcast_rpc
 from lightning.config import Config
+from lightning.consensus.safety import FileSafetyStore
+from lightning.consensus.service import Consensus
 from lightning.crypto import PublicKey
 from lightning.errors import LightningError
-from lightning.fetcher import Fetcher
+from lightning.fetcher import Fetcher, Pointer
 from lightning.fetcher.ipfs_origin import IpfsGatewayOrigin
 from lightning.fetcher.peer_source import PeerSource
+from lightning.fetcher.resolver import Resolver
 from lightning.fetcher.url_origin import UrlOrigin
 from lightning.genesis import Genesis
 from lightning.home import Home, Keys
@@ -33,11 +37,13 @@ from lightning.metrics import NodeMetrics, new_registry
 from lightning.net import AddressBook, QuicPool, StaticAdmission
 from lightning.net.blocks import BlockFetcher, BlockServer
 from lightning.net.rpc import register_net_rpc
+from lightning.net.topology import GenesisNodes, Topology
 from lightning.rpc import Dispatcher, RpcEndpoint
 from lightning.services import ContentService, ServiceMetrics, VideoService
 from lightning.state import (
     EpochDriver,
     Follower,
+    Orderer,
     RpcBlockSource,
     RpcForwarder,
     Sequencer,
@@ -47,6 +53,7 @@ from lightning.state import (
     register_state_rpc,
 )
 from lightning.state.component import pause_hook_from_env
+from lightning.sync import PoolBlockSource, SyncServer
 
 __all__ = ["ComponentCrashed", "Node", "NodeStatus"]
 
@@ -125,27 +132,78 @@ class Node:
             forwarder=RpcForwarder(self.state.rpc_url),
             registry=self.registry,
         )
-        self.orderer = Sequencer(self.state, self.txpool, keys, wall_clock, block_time_s=config.state.block_time_s)
-        self.follower = Follower(
-            self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node.public.raw, clock=wall_clock
-        )
+        # A committee of several orders by BFT consensus (lightning/consensus/, docs/consensus.md) and every other
+        # node follows over the pool's sync scope; a one-member genesis committee keeps the single-node sequencer.
+        self.sync_server = SyncServer(self.pool, self.state)
+        self.orderer: Orderer
+        if len(genesis.committee) > 1:
+            self.orderer = Consensus(
+                self.state,
+                self.txpool,
+                self.pool,
+                keys,
+                wall_clock,
+                FileSafetyStore(home.data / "consensus" / "safety"),
+                config=config.consensus,
+                registry=self.registry,
+            )
+            self.follower = Follower(
+                self.state,
+                PoolBlockSource(self.pool, lambda: self.orderer.ordering_nodes()),
+                node_id=keys.node.public.raw,
+                clock=wall_clock,
+                orders_here=lambda: keys.node.public.raw in self.state.committee().members,
+                quorum_proofs_only=True,
+            )
+        else:
+            self.orderer = Sequencer(self.state, self.txpool, keys, wall_clock, block_time_s=config.state.block_time_s)
+            self.follower = Follower(
+                self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node.public.raw, clock=wall_clock
+            )
         self.epoch_driver = EpochDriver(self.state, self.txpool, keys.node, wall_clock)
+
+        # Gossip (docs/broadcast.md): the peer set from the topology (genesis nodes + allow-list until the registry
+        # plugs in; latencies from the broadcast's pings), signed topic messages deduplicated across restarts.
+        def current_epoch() -> int:
+            return self.state.epoch() if self.state.running else 0
+
+        known_nodes = GenesisNodes.from_genesis(genesis, config.net.allow)
+        self.topology = Topology(config.topology, keys.node.public, known_nodes, epoch=current_epoch)
+        self.broadcast = Broadcast(
+            config.broadcast,
+            self.pool,
+            keys.node,
+            chain_id=genesis.chain_id,
+            known=known_nodes,
+            topology=self.topology,
+            wall_clock=wall_clock,
+            path=home.data / "broadcast",
+            epoch=current_epoch,
+            probes_per_round=config.topology.probes_per_round,
+            registry=self.registry,
+        )
+        self.broadcast_debug = DebugLog(self.broadcast)
+        self.state.add_commit_listener(lambda _outcome: self.topology.set_epoch(current_epoch()))
 
         self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
         self._register_rpc()
         register_state_rpc(self.dispatcher, self.state, self.txpool)
         register_net_rpc(self.dispatcher, pool=self.pool, fetcher=self.fetcher)
+        register_broadcast_rpc(self.dispatcher, self.broadcast, self.broadcast_debug)
 
         # Content: local blockstore → peers → origins (IPFS gateways), merged and queued by the content fetcher.
+        # Origin fetches are announced as resolver records so other nodes can fetch from us instead of the origin.
+        self.resolver = Resolver(self.broadcast, registry=self.registry)
         self.content_fetcher = Fetcher(
             config.fetcher,
             self.blockstore,
             [
-                PeerSource(self.fetcher, self._content_peers),
+                PeerSource(self.fetcher, self._locate_content),
                 *(IpfsGatewayOrigin(gateway) for gateway in config.origin_ipfs.gateways),
                 UrlOrigin(),
             ],
             registry=self.registry,
+            on_fetched=self._announce_fetched,
         )
         service_metrics = ServiceMetrics(self.registry)
         self.content = ContentService(self.blockstore, fetcher=self.content_fetcher, metrics=service_metrics)
@@ -171,22 +229,38 @@ class Node:
         self._components: list[tuple[str, RunFn]] = [
             ("blockstore", self.blockstore.run),
             ("net", self.pool.run),
+            ("topology", self.topology.run),
+            ("broadcast", self.broadcast.run),
+            ("broadcast-debug", self.broadcast_debug.run),
             ("state", self.state.run),
             ("txpool", self.txpool.run),
             ("orderer", self.orderer.run),
             ("follower", self.follower.run),
             *([("epoch", self.epoch_driver.run)] if config.state.epoch_driver else []),
+            ("resolver", self.resolver.run),
             ("fetcher", self.content_fetcher.run),
             ("http", self.client.run),
             ("rpc", self.rpc.run),
         ]
 
-    def _content_peers(self, root: bytes) -> list[PublicKey]:
-        """Peers to ask for a blake3 object: connected ones first, then every other known peer (until the content
-        registry and resolver records say who holds what)."""
+    def _announce_fetched(self, pointer: Pointer, root: bytes, source: str) -> None:
+        if pointer.kind != "blake3":
+            self.resolver.announce_nowait(pointer.alias, root)
+
+    def _locate_content(self, pointer: Pointer) -> tuple[bytes, list[PublicKey]] | None:
+        """Where peers may have content: a blake3 root from connected peers first, then every other known peer;
+        an origin pointer from the providers of its resolver record (None: ask the origin)."""
         me = self.keys.node.public
-        connected = [p for p in self.pool.peers() if p != me]
-        return connected + [p for p in self.addresses.peers() if p != me and p not in connected]
+        if pointer.kind == "blake3":
+            connected = [p for p in self.pool.peers() if p != me]
+            return bytes.fromhex(pointer.key), connected + [
+                p for p in self.addresses.peers() if p != me and p not in connected
+            ]
+        record = self.resolver.lookup(pointer.alias)
+        if record is None:
+            return None
+        root, providers = record
+        return root, [p for p in providers if p != me]
 
     # -- status -------------------------------------------------------------------------------------------------
     @property

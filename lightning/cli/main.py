@@ -23,6 +23,7 @@ from lightning.bootstrap import init_home
 from lightning.cli.account import account_app, opt_app, stake_app
 from lightning.cli.dev import dev_app
 from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
+from lightning.cli.simulate import simulate_app as _simulate_app  # noqa: F401  (registers `lightning dev simulate`)
 from lightning.config import Config, ConfigError, dump_toml, load_config
 from lightning.errors import LightningError
 from lightning.genesis import load_genesis

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -164,7 +164,11 @@ class Fetcher:
         sources: Sequence[Source],
         *,
         registry: CollectorRegistry | None = None,
+        on_fetched: Callable[[Pointer, bytes, str], None] | None = None,
     ) -> None:
+        """``on_fetched(pointer, root, source_name)`` runs after each successful download (the node announces
+        origin fetches to the resolver)."""
+        self._on_fetched = on_fetched
         self.config = config
         self._bs = blockstore
         self._sources = list(sources)
@@ -230,6 +234,8 @@ class Fetcher:
                 continue
             download.source = source.name
             download.spool.finish(root)
+            if self._on_fetched is not None:
+                self._on_fetched(pointer, root, source.name)
             logger.info(
                 "fetched %s (%d bytes) from %s in %.3f s",
                 pointer,

@@ -1,8 +1,9 @@
 """Peers as a content source: blake3 objects streamed over the pool's blocks scope, verified block by block.
 
-Which peers: those ``peers_for(root)`` names — today the connected and known (genesis, allow-listed) peers, later
-the content registry and resolver records. Peers are tried in turn while nothing has reached the sink; once bytes
-flowed, a failure ends this attempt and the fetcher moves on (its retry skips what was already served).
+Which peers: for a blake3 root, the connected and known (genesis, allow-listed) peers; for an origin pointer,
+the providers of its resolver record (lightning/fetcher/resolver.py). Peers are tried in turn while nothing has
+reached the sink; once bytes flowed, a failure ends this attempt and the fetcher moves on (its retry skips what was
+already served).
 """
 
 from __future__ import annotations
@@ -22,20 +23,29 @@ __all__ = ["PeerSource"]
 logger = logging.getLogger(__name__)
 
 
+Locate = Callable[[Pointer], tuple[bytes, Sequence[PublicKey]] | None]
+
+
 class PeerSource:
+    """``locate(pointer)`` gives the blake3 root and the peers to ask, or None when no peer is known to hold it
+    (blake3 pointers: the root itself and the known peers; origin pointers: a resolver record)."""
+
     name = "peer"
 
-    def __init__(self, blocks: BlockFetcher, peers_for: Callable[[bytes], Sequence[PublicKey]]) -> None:
+    def __init__(self, blocks: BlockFetcher, locate: Locate) -> None:
         self._blocks = blocks
-        self._peers_for = peers_for
+        self._locate = locate
 
     def handles(self, pointer: Pointer) -> bool:
-        return pointer.kind == "blake3"
+        return True
 
     async def fetch(self, pointer: Pointer, sink: Sink) -> None:
-        root = bytes.fromhex(pointer.key)
+        located = self._locate(pointer)
+        if located is None:
+            raise NotFound(f"no peer is known to hold {pointer}")
+        root, peers = located
         failures: list[str] = []
-        for peer in self._peers_for(root):
+        for peer in peers:
             try:
                 async for chunk in self._blocks.stream_object(peer, root, sink.set_total_len):
                     await sink.write(chunk)
@@ -51,4 +61,4 @@ class PeerSource:
                 if sink.written:
                     raise OriginFailed(f"peer {peer.hex[:16]}: {exc}") from None
                 failures.append(f"{peer.hex[:16]}: {exc}")
-        raise NotFound(f"no peer has {pointer.key}" + (f" ({'; '.join(failures)})" if failures else ""))
+        raise NotFound(f"no peer has {pointer}" + (f" ({'; '.join(failures)})" if failures else ""))

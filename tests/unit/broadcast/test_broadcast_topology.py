@@ -1,0 +1,156 @@
+"""The topology function (properties, with hypothesis), the latency table and the component."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning.config import TopologyConfig
+from lightning.crypto import PublicKey
+from lightning.net.topology import (
+    GenesisNodes,
+    LatencyTable,
+    Topology,
+    TopologyParams,
+    compute_topology,
+    diameter,
+    max_degree,
+)
+
+
+def keys(n: int, seed: int) -> list[PublicKey]:
+    rng = random.Random(seed)
+    return [PublicKey(rng.randbytes(32)) for _ in range(n)]
+
+
+def random_latency(nodes: list[PublicKey], seed: int, share: float) -> dict[tuple[PublicKey, PublicKey], int]:
+    rng = random.Random(seed)
+    return {(a, b): rng.randrange(100, 300_000) for a in nodes for b in nodes if a != b and rng.random() < share}
+
+
+params_st = st.builds(
+    TopologyParams,
+    full_mesh_max=st.integers(1, 16),
+    cluster_size=st.integers(1, 12),
+    long_cycles=st.integers(1, 3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 120),
+    seed=st.integers(0, 2**32),
+    share=st.sampled_from([0.0, 0.1, 1.0]),
+    epoch=st.integers(0, 1000),
+    params=params_st,
+)
+def test_symmetric_bounded_connected_small(n: int, seed: int, share: float, epoch: int, params: TopologyParams) -> None:
+    nodes = keys(n, seed)
+    peers = compute_topology(epoch, nodes, random_latency(nodes, seed, share), params)
+    assert set(peers) == set(nodes)
+    for a, ps in peers.items():
+        assert a not in ps
+        assert all(a in peers[b] for b in ps)
+    assert max_degree(peers) <= params.degree_bound
+    d = diameter(peers)
+    assert d is not None, f"disconnected (seed {seed})"
+    if n <= params.full_mesh_max:
+        assert all(len(ps) == n - 1 for ps in peers.values())
+    elif params.long_cycles >= 2:  # one cycle alone is a ring (diameter n/2); two make an expander
+        assert d <= 2 * math.ceil(math.log2(n)), f"diameter {d} for {n} nodes (seed {seed})"
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(13, 80), seed=st.integers(0, 2**32), epoch=st.integers(0, 10))
+def test_pure_and_order_independent(n: int, seed: int, epoch: int) -> None:
+    nodes = keys(n, seed)
+    latency = random_latency(nodes, seed, 0.5)
+    a = compute_topology(epoch, nodes, latency)
+    shuffled = list(nodes)
+    random.Random(seed + 1).shuffle(shuffled)
+    b = compute_topology(epoch, reversed(shuffled), dict(reversed(list(latency.items()))))
+    assert a == b
+    # Another epoch draws other long links.
+    assert compute_topology(epoch + 1, nodes, latency) != a
+
+
+@settings(max_examples=25, deadline=None)
+@given(regions=st.integers(2, 8), seed=st.integers(0, 2**32))
+def test_clusters_follow_latency(regions: int, seed: int) -> None:
+    """Regions of ``cluster_size`` nodes, near inside (≤ 5 ms), far apart (≥ 40 ms): every node's cluster is its
+    region, so it links to all of its region and to at most ``2 * long_cycles`` nodes elsewhere."""
+    params = TopologyParams(full_mesh_max=4, cluster_size=6, long_cycles=2)
+    rng = random.Random(seed)
+    nodes = keys(regions * params.cluster_size, seed)
+    region = {k: i // params.cluster_size for i, k in enumerate(nodes)}
+    latency = {
+        (a, b): rng.randrange(100, 5_000) if region[a] == region[b] else rng.randrange(40_000, 200_000)
+        for a in nodes
+        for b in nodes
+        if a != b
+    }
+    peers = compute_topology(3, nodes, latency, params)
+    for a, ps in peers.items():
+        mates = {b for b in nodes if region[b] == region[a] and b != a}
+        assert mates <= ps
+        assert len(ps - mates) <= 2 * params.long_cycles
+
+
+def test_only_own_measurements_still_give_a_connected_bounded_overlay() -> None:
+    """Before latencies are shared, each node knows only its own row: the views differ, the union of everyone's
+    choice stays connected and each node's own choice stays bounded."""
+    nodes = keys(64, 1)
+    rng = random.Random(2)
+    full = {(a, b): rng.randrange(1000, 100_000) for a in nodes for b in nodes if a != b}
+    union: dict[PublicKey, set[PublicKey]] = {k: set() for k in nodes}
+    for me in nodes:
+        mine = compute_topology(0, nodes, {k: v for k, v in full.items() if k[0] == me})[me]
+        assert len(mine) <= TopologyParams().degree_bound
+        for p in mine:
+            union[me].add(p)
+            union[p].add(me)
+    assert diameter({k: frozenset(v) for k, v in union.items()}) is not None
+
+
+def test_latency_table_keeps_the_minimum_of_recent_samples() -> None:
+    table = LatencyTable(window=3)
+    me, a, b = keys(3, 5)
+    for rtt in (0.1, 0.02, 0.5):
+        table.observe(a, rtt, now=1.0)
+    assert table.one_way_us(a) == 10_000 and table.one_way_us(b) is None
+    for rtt in (0.3, 0.3, 0.3):  # the 20 ms sample leaves the window
+        table.observe(a, rtt, now=2.0)
+    assert table.row(me) == {(me, a): 150_000} and table.measured_at(a) == 2.0
+    table.observe(b, -1.0, now=3.0)
+    assert len(table) == 1
+
+
+@pytest.mark.parametrize("n", [5, 40])
+async def test_component_recomputes_and_probes(autojump_clock: trio.testing.MockClock, n: int) -> None:
+    nodes = keys(n, 9)
+    me = nodes[0]
+    topo = Topology(TopologyConfig(recompute_interval_s=10.0), me, GenesisNodes(nodes))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(topo.run)
+        assert topo.version == 1 and topo.peers() == compute_topology(0, nodes, {})[me]
+        outside = set(nodes) - topo.peers() - {me}
+        assert set(topo.probe_targets(100)) == outside
+        if outside:
+            probe = topo.probe_targets(1)[0]
+            topo.latency.observe(probe, 0.001, trio.current_time())
+            assert topo.probe_targets(len(outside))[-1] == probe  # measured: last in line
+        # Measurements flow in; the periodic recompute uses them (and may change the peer set).
+        for k in nodes[1:]:
+            topo.latency.observe(k, 0.001 if k in outside else 0.2, trio.current_time())
+        await trio.sleep(10.5)
+        expected = compute_topology(0, nodes, topo.latency.row(me))[me]
+        assert topo.peers() == expected
+        topo.set_epoch(5)
+        assert topo.statistics().epoch == 5 and topo.peers() == compute_topology(5, nodes, topo.latency.row(me))[me]
+        nursery.cancel_scope.cancel()
