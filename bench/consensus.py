@@ -8,7 +8,9 @@ Figures (median over runs):
   node's long poll (flk_get_blocks) returns the block holding it. Goal: p50 <= 250 ms.
 
 Load: ``--senders`` funded accounts each send ``--per-sender`` transfers (within the mempool's nonce window),
-submitted round-robin to the committee's RPC endpoints by ``--concurrency`` client tasks.
+submitted round-robin to the committee's RPC endpoints by ``--concurrency`` client tasks, ``--batch`` transactions per
+JSON-RPC batch request (default 50; ``--batch 1`` sends one request per transaction, which measures the client and
+the HTTP path more than consensus).
 
 Usage: python bench/consensus.py [--quick] [--json PATH] [--runs N]
 """
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lightning.crypto import SigningKey
 from lightning.devnet import make_cluster
 from lightning.state.forward import decode_block_record
-from lightning.state.rpc_client import rpc_request
+from lightning.state.rpc_client import _exchange, rpc_request
 from lightning.state.tx import sign_transaction
 
 TO = bytes.fromhex("46" * 32)
@@ -72,8 +75,23 @@ async def wait_receipt(url: str, tx_hash: bytes) -> None:
         await trio.sleep(0.05)
 
 
+async def send_batch(url: str, raw_txs: list[str]) -> None:
+    """One HTTP request carrying a JSON-RPC batch of flk_send_txn calls (the node answers batches of up to 100)."""
+    parts = urllib.parse.urlsplit(url)
+    body = json.dumps(
+        [{"jsonrpc": "2.0", "id": i, "method": "flk_send_txn", "params": [raw]} for i, raw in enumerate(raw_txs)]
+    ).encode()
+    with trio.fail_after(30):
+        stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
+        async with stream:
+            answers = json.loads(await _exchange(stream, parts.netloc, parts.path or "/", body))
+    errors = [a["error"] for a in answers if "error" in a]
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(raw_txs)} transactions refused, e.g. {errors[0]}")
+
+
 async def run_load(
-    urls: list[str], faucet: SigningKey, chain_id: int, senders: int, per_sender: int, conc: int
+    urls: list[str], faucet: SigningKey, chain_id: int, senders: int, per_sender: int, conc: int, batch: int = 1
 ) -> dict[str, float]:
     # fund the senders from the faucet (its nonce window is 64: in chunks)
     keys = [SigningKey(bytes([7]) * 16 + i.to_bytes(16, "big")) for i in range(senders)]
@@ -114,11 +132,19 @@ async def run_load(
                 nxt = block.height + 1
         done.set()
 
+    batches = [txs[k : k + batch] for k in range(0, total, batch)]
+
     async def worker(w: int) -> None:
-        for i in range(w, total, conc):
-            stx = txs[i]
-            await rpc_request(urls[i % len(urls)], "flk_send_txn", [stx.raw.hex()], timeout_s=30)
-            submitted[stx.raw] = time.perf_counter()
+        for i in range(w, len(batches), conc):
+            group = batches[i]
+            url = urls[i % len(urls)]
+            if batch == 1:
+                await rpc_request(url, "flk_send_txn", [group[0].raw.hex()], timeout_s=30)
+            else:
+                await send_batch(url, [stx.raw.hex() for stx in group])
+            now = time.perf_counter()
+            for stx in group:
+                submitted[stx.raw] = now
 
     t0 = time.perf_counter()
     async with trio.open_nursery() as nursery:
@@ -144,7 +170,9 @@ def one_run(committee: int, args: argparse.Namespace, work: Path, base: str) -> 
     procs, urls = start_nodes([n.home for n in layout.nodes])
     try:
         faucet = SigningKey(bytes.fromhex((out / "faucet.key").read_text().strip()))
-        return trio.run(run_load, urls, faucet, layout.chain_id, args.senders, args.per_sender, args.concurrency)
+        return trio.run(
+            run_load, urls, faucet, layout.chain_id, args.senders, args.per_sender, args.concurrency, args.batch
+        )
     finally:
         for p in procs:
             p.kill()
@@ -160,6 +188,7 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=200)
     ap.add_argument("--per-sender", type=int, default=40)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=50, help="transactions per JSON-RPC batch request (1: one each)")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.senders, args.per_sender = 1, 100, 30
