@@ -6,7 +6,8 @@ holding an ``.m3u8`` playlist and its segments. What makes this more than servic
 playlist is served, the first segments are fetched; when segment *k* is requested, segments *k+1 … k+N* are
 started on the fetcher (from peers or origin), so playback does not stall on a cache miss. Per-stream metrics:
 startup time (request of a playlist or first range → first byte), bytes, seeks, stalls avoided (a segment that was
-already local or in flight because of read-ahead).
+already local or in flight because of read-ahead) — as Prometheus totals, and per stream (client × video, the last
+1,024) through the ``flk_video_streams`` RPC.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 PLAYLIST_BYTES_MAX = 1024 * 1024
 PLAYLISTS_REMEMBERED = 256
+STREAMS_REMEMBERED = 1024
 
 
 def parse_playlist(text: str) -> list[str]:
@@ -54,6 +57,34 @@ class VideoMetrics:
         )
 
 
+@dataclass
+class StreamStats:
+    """One viewer's stream: a client address watching one video (an MP4, or an HLS playlist's folder)."""
+
+    client: str
+    video: str
+    started_at: float
+    startup_s: float | None = None
+    requests: int = 0
+    bytes: int = 0
+    seeks: int = 0
+    stalls_avoided: int = 0
+    segment_misses: int = 0
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        return {
+            "client": self.client,
+            "video": self.video,
+            "age_s": round(now - self.started_at, 3),
+            "startup_s": None if self.startup_s is None else round(self.startup_s, 4),
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "seeks": self.seeks,
+            "stalls_avoided": self.stalls_avoided,
+            "segment_misses": self.segment_misses,
+        }
+
+
 class VideoService(ContentService):
     service_id = 1
 
@@ -74,21 +105,55 @@ class VideoService(ContentService):
         # playlist directory (pointer without its file name) → segment paths in order
         self._playlists: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
         self._prefetched: set[str] = set()
+        self._streams: OrderedDict[tuple[str, str], StreamStats] = OrderedDict()
+
+    def streams(self) -> list[dict[str, object]]:
+        """Recent streams, newest last (at most STREAMS_REMEMBERED), for the ``flk_video_streams`` RPC."""
+        now = trio.current_time()
+        return [stats.as_dict(now) for stats in self._streams.values()]
+
+    def _stream(self, request: Request, target: Target) -> StreamStats:
+        pointer = target.pointer
+        name = (target.name or "").lower()
+        video = f"{pointer.kind}:{pointer.key}"
+        if pointer.kind == "ipfs" and (name.endswith((".m3u8", ".ts", ".m4s")) or "/" in pointer.path):
+            folder = posixpath.dirname(pointer.path)  # an HLS rendition: the playlist's folder
+            video += f"/{folder}" if folder else ""
+        elif pointer.path:
+            video += "/" + pointer.path
+        key = (request.client[0], video)
+        stats = self._streams.get(key)
+        if stats is None:
+            stats = self._streams[key] = StreamStats(request.client[0], video, trio.current_time())
+        self._streams.move_to_end(key)
+        while len(self._streams) > STREAMS_REMEMBERED:
+            self._streams.popitem(last=False)
+        return stats
 
     async def serve_target(self, request: Request, target: Target) -> Response:
         started = trio.current_time()
+        stream = self._stream(request, target)
+        stream.requests += 1
         range_header = request.header("range")
         from_start = range_header is None or range_header.replace(" ", "").startswith("bytes=0-")
         if not from_start:
             self._video.seeks.inc()
+            stream.seeks += 1
         name = (target.name or "").lower()
         if name.endswith(".m3u8"):
             await self._learn_playlist(request, target)
         elif target.pointer.kind == "ipfs":
-            self._on_segment(target)
+            self._on_segment(target, stream)
         response = await self.server.respond(request, target)
+        if response.status in (200, 206):
+            stream.bytes += response.content_length if response.content_length is not None else len(
+                response.body if isinstance(response.body, bytes) else b""
+            )
         if name.endswith(".m3u8") or from_start:
-            self._video.startup.observe(trio.current_time() - started)
+            elapsed = trio.current_time() - started
+            self._video.startup.observe(elapsed)
+            if stream.startup_s is None:
+                stream.startup_s = elapsed
         return response
 
     # -- read-ahead -------------------------------------------------------------------------------------------
@@ -125,7 +190,7 @@ class VideoService(ContentService):
         for path in segments[: self._readahead]:
             self._prefetch(Pointer("ipfs", pointer.key, path))
 
-    def _on_segment(self, target: Target) -> None:
+    def _on_segment(self, target: Target, stream: StreamStats) -> None:
         pointer = target.pointer
         key = (pointer.key, posixpath.dirname(pointer.path))
         segments = self._playlists.get(key)
@@ -133,8 +198,10 @@ class VideoService(ContentService):
             return
         if pointer.alias in self._prefetched or self.server.local_root(target) is not None:
             self._video.stalls_avoided.inc()
+            stream.stalls_avoided += 1
         else:
             self._video.segment_misses.inc()
+            stream.segment_misses += 1
         k = segments.index(pointer.path)
         for path in segments[k + 1 : k + 1 + self._readahead]:
             self._prefetch(Pointer("ipfs", pointer.key, path))

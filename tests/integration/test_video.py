@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.gateway_thread import running_gateway
-from tests.integration.harness import http_get
+from tests.integration.harness import http_get, rpc
 
 VIDEO = Path(__file__).resolve().parents[1] / "fixtures" / "video"
 MANIFEST = json.loads((VIDEO / "manifest.json").read_text())
@@ -121,6 +121,11 @@ def test_ffprobe_reads_the_whole_hls_stream_with_read_ahead(video_node):
     readahead = float(re.search(r"lightning_video_readahead_started_total ([0-9.]+)", metrics).group(1))
     avoided = float(re.search(r"lightning_video_stalls_avoided_total ([0-9.]+)", metrics).group(1))
     assert readahead >= 5 and avoided >= 5, metrics
+    # per-stream figures over RPC: ffprobe's stream of the HLS folder
+    streams = rpc(f"http://{ports['rpc']}/rpc/v0", "flk_video_streams")["result"]
+    hls = [s for s in streams if s["video"] == f"ipfs:{HLS}"]
+    assert hls and hls[0]["requests"] >= 7 and hls[0]["stalls_avoided"] >= 5 and hls[0]["bytes"] > 100_000, streams
+    assert hls[0]["startup_s"] is not None
     # every segment came from the origin once (read-ahead merged with the player's own requests)
     car_paths = [p for kind, p in gateway.requests if kind == "car"]
     assert len(car_paths) == len(set(car_paths))
