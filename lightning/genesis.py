@@ -67,6 +67,10 @@ class GenesisParams:
         default=30_000, metadata={"doc": "how far a proposer's block timestamp may be ahead of a validator's clock"}
     )
     max_stake_lock_epochs: int = field(default=1460, metadata={"doc": "longest StakeLock, in epochs"})
+    beacon_no_reveal_slash: str | int = field(
+        default="10 FLK",
+        metadata={"doc": "slashed at the epoch change from a member that committed a beacon value, never revealed"},
+    )
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,14 @@ from lightning.metrics import NodeMetrics, new_registry
 from lightning.net import AddressBook, QuicPool, StaticAdmission
 from lightning.net.blocks import BlockFetcher, BlockServer
 from lightning.net.rpc import register_net_rpc
-from lightning.net.topology import GenesisNodes, Topology
+from lightning.net.topology import Topology
 from lightning.rpc import Dispatcher, RpcEndpoint
 from lightning.services import ContentService, ServiceMetrics, VideoService
 from lightning.state import (
     EpochDriver,
     Follower,
     Orderer,
+    RegistryNodes,
     RpcBlockSource,
     RpcForwarder,
     Sequencer,
@@ -53,7 +54,7 @@ from lightning.state import (
     register_state_rpc,
 )
 from lightning.state.component import pause_hook_from_env
-from lightning.sync import PoolBlockSource, SyncServer
+from lightning.sync import BlockGossip, PoolBlockSource, SyncServer
 
 __all__ = ["ComponentCrashed", "Node", "NodeStatus"]
 
@@ -154,6 +155,7 @@ class Node:
                 clock=wall_clock,
                 orders_here=lambda: keys.node.public.raw in self.state.committee().members,
                 quorum_proofs_only=True,
+                wait_turn=lambda: self.gossip.wait_turn(),  # blocks come over broadcast; sync is the fallback
             )
         else:
             self.orderer = Sequencer(self.state, self.txpool, keys, wall_clock, block_time_s=config.state.block_time_s)
@@ -167,7 +169,7 @@ class Node:
         def current_epoch() -> int:
             return self.state.epoch() if self.state.running else 0
 
-        known_nodes = GenesisNodes.from_genesis(genesis, config.net.allow)
+        known_nodes = RegistryNodes(self.state, genesis, config.net.allow)  # + staked registered nodes, per epoch
         self.topology = Topology(config.topology, keys.node.public, known_nodes, epoch=current_epoch)
         self.broadcast = Broadcast(
             config.broadcast,
@@ -183,6 +185,13 @@ class Node:
             registry=self.registry,
         )
         self.broadcast_debug = DebugLog(self.broadcast)
+        # Committed blocks over broadcast: proposers publish, edge nodes verify and execute (lightning/sync/gossip.py).
+        self.gossip = BlockGossip(self.state, self.broadcast, node_id=keys.node.public.raw, registry=self.registry)
+        # At each epoch change (lightning/state/hooks.py): the node set from the registry, then the topology from it.
+        self.state.epoch_hooks.add(
+            "topology", lambda change: (known_nodes.refresh(), self.topology.recompute(change.epoch))
+        )
+        # After a restart the first commit shows the current epoch (a no-op when it is unchanged).
         self.state.add_commit_listener(lambda _outcome: self.topology.set_epoch(current_epoch()))
 
         self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
@@ -235,6 +244,7 @@ class Node:
             ("state", self.state.run),
             ("txpool", self.txpool.run),
             ("orderer", self.orderer.run),
+            *([("gossip", self.gossip.run)] if len(genesis.committee) > 1 else []),
             ("follower", self.follower.run),
             *([("epoch", self.epoch_driver.run)] if config.state.epoch_driver else []),
             ("resolver", self.resolver.run),
@@ -303,6 +313,11 @@ class Node:
         d.add("flk_ping", ping)
         d.add("flk_health", health)
         d.add("flk_get_node_status", node_status)
+
+        async def video_streams() -> list[dict[str, Any]]:
+            return self.video.streams()
+
+        d.add("flk_video_streams", video_streams)
         d.add("admin_shutdown", shutdown, admin=True)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------

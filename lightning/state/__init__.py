@@ -7,6 +7,7 @@ from lightning.state.component import State
 from lightning.state.executor import InvalidBlock, Receipt
 from lightning.state.follower import Follower
 from lightning.state.forward import BlockSource, RpcBlockSource, RpcForwarder, TxForwarder
+from lightning.state.hooks import EpochChange, EpochHooks, RegistryNodes
 from lightning.state.mempool import TxRejected
 from lightning.state.participant import EpochDriver
 from lightning.state.pool import TxPool
@@ -20,11 +21,14 @@ __all__ = [
     "BlockSource",
     "ChainHead",
     "CommitProof",
+    "EpochChange",
     "EpochDriver",
+    "EpochHooks",
     "Follower",
     "InvalidBlock",
     "Orderer",
     "Receipt",
+    "RegistryNodes",
     "RpcBlockSource",
     "RpcForwarder",
     "Sequencer",

@@ -25,6 +25,7 @@ from lightning.config import StateConfig
 from lightning.genesis import Genesis
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Receipt
+from lightning.state.hooks import EpochChange, EpochHooks
 from lightning.state.records import Account, Committee, EpochInfo, NodeInfo, StateView
 from lightning.state.store import BlockOutcome, StateStore
 from lightning.storage import WriterThread
@@ -94,6 +95,8 @@ class State:
         self._listeners: list[Callable[[BlockOutcome], None]] = []
         self._metrics = _Metrics(registry) if registry is not None else None
         self._pause_hook = pause_hook
+        self.epoch_hooks = EpochHooks()  # fired after a block that changed the epoch (hooks.py)
+        self._commit_lock = trio.Lock()  # one block at a time, whichever path (consensus, broadcast, sync) brings it
 
     @property
     def store(self) -> StateStore:
@@ -132,8 +135,21 @@ class State:
 
     async def commit(self, block: Block, proof: CommitProof) -> BlockOutcome:
         """Execute and persist a committed block. Raises InvalidBlock (nothing applied), StateFull."""
+        async with self._commit_lock:
+            return await self._commit(block, proof)
+
+    async def commit_new(self, block: Block, proof: CommitProof) -> BlockOutcome | None:
+        """Like :meth:`commit`, but a block at or below the head is skipped (None): two paths (broadcast and sync)
+        may bring the same block at the same time."""
+        async with self._commit_lock:
+            if block.height <= self.head().height:
+                return None
+            return await self._commit(block, proof)
+
+    async def _commit(self, block: Block, proof: CommitProof) -> BlockOutcome:
         on_tx = self._pause_hook(block) if self._pause_hook is not None else None
         started = trio.current_time()
+        previous = self.head().epoch
         outcome: BlockOutcome = await self._writer.call(self._apply, block, proof, on_tx)
         self._head = outcome.head
         if self._metrics is not None:
@@ -144,6 +160,9 @@ class State:
         logger.debug("block %d: %d transactions, root %s", block.height, len(block.txs), outcome.head.state_root.hex())
         for listener in self._listeners:
             listener(outcome)
+        if outcome.head.epoch != previous:
+            members = self.committee(outcome.head.epoch).members
+            self.epoch_hooks.fire(EpochChange(previous, outcome.head.epoch, block.height, tuple(members)))
         self._changed.set()
         self._changed = trio.Event()
         return outcome

@@ -6,6 +6,8 @@ the members' node keys. That block's transaction performs the transition, so eve
 
 1. the beacon seed: ``H(SEED_DOMAIN || previous seed || u64be(e) || node id || reveal ...)`` over the members that
    revealed, in node-id order (the commit phase is the first half of the epoch, the reveal phase the rest);
+   each member that committed but did not reveal before the change is slashed ``beacon_no_reveal_slash`` (at most
+   its stake plus what it is unstaking; from the stake first; burnt, so the supply falls by as much);
 2. participation: ``opted_in`` becomes ``true``, ``opted_out`` becomes ``false``;
 3. the committee of ``e+1``: ``committee_size`` eligible nodes (participation ``true``, stake >= ``min_stake``)
    drawn stake-weighted without replacement, seeded by the beacon (:func:`select_committee`; the previous
@@ -29,6 +31,7 @@ from lightning.state.records import (
     BEACON,
     EPOCH_VOTES,
     MEASUREMENTS,
+    PARAMS,
     SERVED,
     BeaconEntry,
     Committee,
@@ -38,7 +41,14 @@ from lightning.state.records import (
     u64,
 )
 
-__all__ = ["EPOCH_HANDLERS", "advance_epoch", "beacon_commitment", "reputation_score", "select_committee"]
+__all__ = [
+    "EPOCH_HANDLERS",
+    "advance_epoch",
+    "beacon_commitment",
+    "reputation_score",
+    "select_committee",
+    "slash_non_revealers",
+]
 
 SEED_DOMAIN = b"lightning/committee-seed/v1\x00"
 
@@ -165,6 +175,26 @@ def select_committee(seed: bytes, eligible: dict[bytes, int], size: int) -> tupl
     return tuple(chosen)
 
 
+def slash_non_revealers(view: StateView, node_ids: list[bytes]) -> dict[bytes, int]:
+    """Slash each of ``node_ids`` (in the given, node-id, order) ``beacon_no_reveal_slash``: from its stake first,
+    then from what it is unstaking, never more than both; the amount is burnt. Returns node id -> amount slashed.
+    A state created before the param existed has no row for it and slashes nothing."""
+    amount = view.row(PARAMS, b"beacon_no_reveal_slash")
+    if not isinstance(amount, int) or amount <= 0:
+        return {}
+    slashed: dict[bytes, int] = {}
+    for node_id in node_ids:
+        node = view.node(node_id)
+        if node is None:
+            continue
+        take = min(amount, node.stake + node.locked)
+        from_stake = min(take, node.stake)
+        view.set_node(node_id, node.with_(stake=node.stake - from_stake, locked=node.locked - (take - from_stake)))
+        view.set_meta("supply", view.meta("supply", 0) - take)
+        slashed[node_id] = take
+    return slashed
+
+
 def advance_epoch(view: StateView, timestamp_ms: int) -> None:
     """Move the state from its epoch ``e`` to ``e+1`` (see the module docstring)."""
     e = view.epoch
@@ -174,6 +204,7 @@ def advance_epoch(view: StateView, timestamp_ms: int) -> None:
     beacon = list(view.scan(BEACON, prefix))
     reveals = b"".join(k[8:] + v["reveal"] for k, v in beacon if v["reveal"] is not None)
     seed = _h(SEED_DOMAIN + committee.seed + prefix + reveals)
+    slash_non_revealers(view, [k[8:] for k, v in beacon if v["reveal"] is None])
 
     min_stake = view.param("min_stake")
     eligible: dict[bytes, int] = {}

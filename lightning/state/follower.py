@@ -4,14 +4,18 @@ While this node is not the orderer, it asks the ordering node (committee member 
 blocks after its head through a :class:`~lightning.state.forward.BlockSource` (a long poll), and for each one checks
 the commit proof against the epoch's committee, the timestamp window against its own wall clock, and then executes
 it (the executor checks parent, height, previous state root and the rest). A peer that sends a bad block is logged
-by node id and retried after a back-off; nothing from it is applied. Catching up from other peers and checkpoints
-is the sync component's job (a later issue).
+by node id and retried after a back-off; nothing from it is applied.
+
+With ``wait_turn`` (under the BFT consensus: ``lightning.sync.BlockGossip.wait_turn``) blocks normally arrive over
+broadcast and the follower is the fallback: it fetches once at start (without waiting), then only when ``wait_turn``
+returns (a gap in what broadcast delivered, or no new block for a while), and keeps fetching without waiting while
+that brings new blocks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -40,6 +44,7 @@ class Follower:
         clock: WallClock,
         orders_here: Callable[[], bool] | None = None,
         quorum_proofs_only: bool = False,
+        wait_turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.state = state
         self.source = source
@@ -49,31 +54,42 @@ class Follower:
         # with the BFT consensus, when it is in the current committee.
         self._orders_here = orders_here or (lambda: self.state.leader() == self.node_id)
         self._quorum_only = quorum_proofs_only  # under the BFT consensus one member's signature proves nothing
+        self._wait_turn = wait_turn
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         backoff = BACKOFF_MIN_S
+        catching_up = True  # fetch once at start: a node that was down or starts late is behind
         while True:
             head = self.state.head()
             leader = self.state.leader()
             if self._orders_here():
                 await self.state.wait_head_change(head.height)
                 continue
+            wait_s = LONG_POLL_S
+            if self._wait_turn is not None:
+                if not catching_up:
+                    await self._wait_turn()
+                    leader = self.state.leader()
+                else:
+                    wait_s = 0.0
             try:
-                await self.follow_once(leader)
+                catching_up = await self.follow_once(leader, wait_s) > 0
                 backoff = BACKOFF_MIN_S
             except (BlockSourceError, BlockMalformed, InvalidBlock) as exc:
                 logger.warning("following %s…: %s (retrying in %.1f s)", leader.hex()[:16], exc, backoff)
                 await trio.sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 
-    async def follow_once(self, leader: bytes) -> int:
+    async def follow_once(self, leader: bytes, wait_s: float = LONG_POLL_S) -> int:
         """Fetch and apply the next blocks from ``leader``; return how many were applied."""
         head = self.state.head()
-        blocks = await self.source.fetch_blocks(leader, head.height + 1, BATCH, LONG_POLL_S)
+        blocks = await self.source.fetch_blocks(leader, head.height + 1, BATCH, wait_s)
         applied = 0
         for block, proof in blocks:
             head = self.state.head()
+            if block.height <= head.height:
+                continue  # meanwhile applied from broadcast
             if block.epoch != head.epoch:
                 raise InvalidBlock(f"block {block.height} is for epoch {block.epoch}; this node is in {head.epoch}")
             keys = self.state.consensus_keys(block.epoch)
@@ -86,8 +102,8 @@ class Follower:
             problem = check_timestamp(block.timestamp_ms, head.timestamp_ms, self._clock.now_ms(), window)
             if problem is not None:
                 raise InvalidBlock(f"block {block.height}: {problem}")
-            await self.state.commit(block, proof)
-            applied += 1
+            if await self.state.commit_new(block, proof) is not None:
+                applied += 1
         return applied
 
     def _window_ms(self) -> int:

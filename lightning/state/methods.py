@@ -197,8 +197,9 @@ PARAM_RULES: dict[str, Callable[[int], str | None]] = {
     "faucet_mint_per_epoch": _at_least(0),
     "block_time_window_ms": _at_least(0),
     "max_stake_lock_epochs": _at_least(1),
+    "beacon_no_reveal_slash": _at_least(0),
 }
-AMOUNT_PARAMS = ("min_stake", "faucet_mint_per_epoch")
+AMOUNT_PARAMS = ("min_stake", "faucet_mint_per_epoch", "beacon_no_reveal_slash")
 
 
 def check_param(name: str, value: int) -> str | None:

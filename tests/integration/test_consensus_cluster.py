@@ -1,5 +1,6 @@
 """Four committee members order by BFT consensus over QUIC and a fifth node follows: transactions commit; with one
-member SIGKILLed the other three keep committing; restarted, it catches up; every node ends on the same state root."""
+member SIGKILLed the other three keep committing; restarted, it catches up; every node ends on the same state root.
+The fifth node gets committed blocks over broadcast (the sync scope is its fallback)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from lightning.devnet import make_cluster
 from lightning.state.forward import decode_block_record
-from tests.integration.harness import NodeProcess, rpc, run_cli
+from tests.integration.harness import NodeProcess, http_get, rpc, run_cli
 
 TO = "45" * 32
 PORTS = ("--quic-port", "4300", "--rpc-port", "4240", "--http-port", "4220")
@@ -30,6 +31,14 @@ def _wait_height(node: NodeProcess, height: int, timeout: float = 60.0) -> dict[
             return dict(root)
         assert time.monotonic() < deadline, f"height {height} not reached ({root['height']}):\n{node.log()[-4000:]}"
         _result(node.rpc_url, "flk_get_blocks", root["height"] + 1, 1, 2000)  # long poll, not a sleep
+
+
+def _metric(node: NodeProcess, name: str) -> float:
+    _, _, body = http_get(f"http://{node.ports['rpc']}/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def _mint(out: Path, node: NodeProcess, amount: str) -> None:
@@ -79,3 +88,7 @@ def test_committee_of_four_commits_survives_a_kill_and_a_follower_follows(spawn,
         roots[n.home.name] = (block.hash(), block.prev_state_root)
         assert _result(n.rpc_url, "flk_get_flk_balance", TO) == str(11 * 10**18)
     assert len(set(roots.values())) == 1, "every node executed the same block on the same state at that height"
+    # The edge node follows over broadcast: committed blocks published by their proposers, proofs checked here.
+    assert _metric(edge, "lightning_gossip_blocks_applied_total") > 0
+    assert sum(_metric(m, "lightning_gossip_blocks_published_total") for m in (members[0], members[1])) > 0
+    assert _metric(edge, "lightning_gossip_blocks_rejected_total") == 0

@@ -1,6 +1,7 @@
 """Properties of the executor over random block sequences (hypothesis).
 
-Supply is conserved except by mint and slash; no balance is negative; each sender's executed nonces are 1, 2, 3 …;
+Supply is conserved except by mint and slash (governance slashes, and the epoch change's slash of a member that
+committed to a beacon value but did not reveal it); no balance is negative; each sender's executed nonces are 1, 2, 3 …;
 replays and transactions for another chain are invalid and change nothing; the incremental root equals a root
 recomputed from every row; the same blocks on a fresh state give the same heads.
 """
@@ -31,6 +32,7 @@ ops = st.one_of(
     st.tuples(st.just("stake"), st.integers(0, NODES - 1), amounts),
     st.tuples(st.just("unstake"), st.integers(0, NODES - 1), amounts),
     st.tuples(st.just("slash"), st.integers(0, NODES - 1), amounts),
+    st.tuples(st.just("beacon_commit"), st.integers(0, 1000)),
     st.tuples(st.just("replay"), st.integers(0, 1000)),
     st.tuples(st.just("wrong_chain"), st.integers(0, ACCOUNTS - 1)),
 )
@@ -41,7 +43,9 @@ def _signers(chain: DevChain) -> list[Any]:
     return [*chain.accounts, *(k.account for k in chain.nodes)]
 
 
-def _to_tx(chain: DevChain, op: tuple[Any, ...], executed: list[SignedTransaction]) -> SignedTransaction | bytes:
+def _to_tx(
+    chain: DevChain, op: tuple[Any, ...], executed: list[SignedTransaction], epoch: int
+) -> SignedTransaction | bytes:
     signers = _signers(chain)
     kind = op[0]
     if kind == "transfer":
@@ -63,6 +67,9 @@ def _to_tx(chain: DevChain, op: tuple[Any, ...], executed: list[SignedTransactio
         return chain.sign(
             chain.governance, "slash", node=chain.nodes[n].node.public.raw, amount=amount, evidence=evidence
         )
+    if kind == "beacon_commit":  # the committee (node 0) commits and never reveals: slashed at the epoch change
+        commitment = op[1].to_bytes(32, "big")
+        return chain.sign(chain.nodes[0].node, "beacon_commit", epoch=epoch, commitment=commitment)
     if kind == "replay":
         return executed[op[1] % len(executed)].raw if executed else b"\x00"
     assert kind == "wrong_chain"
@@ -110,9 +117,16 @@ def test_invariants_over_random_blocks(plan: list[Any]) -> None:
             if step == "epoch":
                 votes, ts = _end_epoch_block(chain, store)
                 txs = list(votes)
+                with store.view() as view:
+                    member = view.node(chain.nodes[0].node.public.raw)
+                    committed = view.row("beacon", view.epoch.to_bytes(8, "big") + chain.nodes[0].node.public.raw)
+                    penalty = view.param("beacon_no_reveal_slash")
+                assert member is not None
                 outcome = chain.apply(store, txs, timestamp_ms=ts)
+                if committed is not None and committed["reveal"] is None:
+                    expected_supply -= min(penalty, member.stake + member.locked)
             else:
-                txs = [_to_tx(chain, op, executed) for op in step]
+                txs = [_to_tx(chain, op, executed, store.head().epoch) for op in step]
                 outcome = chain.apply(store, txs)
             by_hash = {t.hash: t for t in txs if isinstance(t, SignedTransaction)}
             for r, op in zip(outcome.receipts, step if step != "epoch" else [("epoch",)], strict=True):

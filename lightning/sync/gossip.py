@@ -1,0 +1,247 @@
+"""Committed blocks over broadcast: committee members publish, edge nodes verify and execute.
+
+Theory of operation
+-------------------
+Each committed block is published once, by its proposer, on the broadcast ``consensus`` topic as the payload
+``{"block": block, "proof": commit proof}`` (canonical msgpack). Every node that receives it judges it against its
+own state before relaying it:
+
+=================================================  ==========================================================
+what                                               verdict
+=================================================  ==========================================================
+does not decode, or the proof does not verify      ``reject`` (not relayed; the sending peer is penalised)
+against the committee this node's state records
+for the block's epoch (2f+1 distinct members)
+the block's epoch is after ours (we lag)           not judged (dropped unrelayed after the validation timeout;
+                                                   nobody is penalised), and a gap is noted
+verifies, height = head + 1                        ``propagate``; an edge node executes it
+verifies, higher (a gap: lost or reordered)        ``propagate``; an edge node keeps it (at most
+                                                   ``PENDING_MAX`` heights ahead) and notes a gap
+verifies, at or below our head                     ``propagate`` (others may still need it)
+=================================================  ==========================================================
+
+Committee members of the current epoch only judge and relay; their blocks come from the consensus. An edge node
+executes kept blocks as soon as they connect to its head. The proof is the only thing trusted: 2f+1 members checked
+the header (and its timestamp) before signing, and the executor checks parent, height and state root again.
+
+Catch-up stays with the sync scope (``blocks.py``, through :class:`lightning.state.Follower`): :meth:`wait_turn`
+returns when the follower should fetch — a gap that broadcast has not filled within ``gap_grace_s`` (a message was
+lost, or this node started late), or no new block for ``idle_s`` (broadcast is not reaching us, or the chain is
+quiet).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import trio
+from prometheus_client import CollectorRegistry, Counter
+
+from lightning.broadcast import Broadcast, BroadcastError, Received, Subscription, Topic
+from lightning.codec import encode
+from lightning.state.block import Block, BlockMalformed, CommitProof
+from lightning.state.component import State
+from lightning.state.executor import InvalidBlock
+from lightning.state.forward import BlockSourceError, decode_block_record
+from lightning.state.store import BlockOutcome
+
+__all__ = ["BlockGossip", "GossipStatistics", "encode_block_message"]
+
+logger = logging.getLogger(__name__)
+
+PENDING_MAX = 256
+PUBLISH_QUEUE = 64
+IDLE_S = 3.0
+GAP_GRACE_S = 1.0
+
+
+def encode_block_message(block: Block, proof: CommitProof) -> bytes:
+    return encode({"block": block.to_wire(), "proof": proof.to_wire()})
+
+
+@dataclass(frozen=True)
+class GossipStatistics:
+    published: int
+    applied: int
+    rejected: int
+    pending: int
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "lightning_gossip_blocks_published", "Committed blocks this node published on broadcast", registry=registry
+        )
+        self.applied = Counter(
+            "lightning_gossip_blocks_applied", "Blocks this node executed as received over broadcast", registry=registry
+        )
+        self.rejected = Counter(
+            "lightning_gossip_blocks_rejected", "Block messages rejected (bad payload or proof)", registry=registry
+        )
+
+
+class BlockGossip:
+    """Node component (every node when a committee orders by consensus). See the module docstring."""
+
+    def __init__(
+        self,
+        state: State,
+        broadcast: Broadcast,
+        *,
+        node_id: bytes,
+        idle_s: float = IDLE_S,
+        gap_grace_s: float = GAP_GRACE_S,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.state = state
+        self.broadcast = broadcast
+        self.node_id = node_id
+        self.idle_s = idle_s
+        self.gap_grace_s = gap_grace_s
+        self._metrics = _Metrics(registry) if registry is not None else None
+        self._pending: dict[int, tuple[Block, CommitProof]] = {}
+        self._publish_send, self._publish_recv = trio.open_memory_channel[Block](PUBLISH_QUEUE)
+        self._progress_at = 0.0
+        self._gap_since: float | None = None
+        self._wake = trio.Event()
+        self._published = self._applied = self._rejected = 0
+
+    def statistics(self) -> GossipStatistics:
+        return GossipStatistics(self._published, self._applied, self._rejected, len(self._pending))
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        sub = self.broadcast.subscribe(Topic.CONSENSUS)
+        self._progress_at = trio.current_time()
+        self.state.add_commit_listener(self._on_commit)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._publish_loop)
+                nursery.start_soon(self._receive_loop, sub)
+                task_status.started()
+        finally:
+            sub.close()
+
+    # -- the follower's gate ------------------------------------------------------------------------------------
+    async def wait_turn(self) -> None:
+        """Return when the follower should fetch over the sync scope (see the module docstring)."""
+        while True:
+            now = trio.current_time()
+            deadline = self._progress_at + self.idle_s
+            if self._gap_since is not None:
+                deadline = min(deadline, self._gap_since + self.gap_grace_s)
+            if now >= deadline:
+                # Restart both clocks: a fetch that brings nothing must not be retried at once.
+                self._progress_at = now
+                if self._gap_since is not None:
+                    self._gap_since = now
+                return
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+
+    def _poke(self) -> None:
+        self._wake.set()
+        self._wake = trio.Event()
+
+    def _note_gap(self) -> None:
+        if self._gap_since is None:
+            self._gap_since = trio.current_time()
+            self._poke()
+
+    # -- publishing ---------------------------------------------------------------------------------------------
+    def _on_commit(self, outcome: BlockOutcome) -> None:
+        self._progress_at = trio.current_time()
+        height = outcome.head.height
+        self._pending = {h: v for h, v in self._pending.items() if h > height}
+        if not self._pending or min(self._pending) == height + 1:
+            self._gap_since = None
+        self._poke()
+        if outcome.block.proposer == self.node_id:
+            try:
+                self._publish_send.send_nowait(outcome.block)
+            except trio.WouldBlock:
+                logger.debug("gossip: publish queue full, block %d not published", outcome.block.height)
+
+    async def _publish_loop(self) -> None:
+        async for block in self._publish_recv:
+            raw = self.state.store.block_record(block.height)
+            if raw is None:
+                continue
+            try:
+                stored, proof = decode_block_record(raw)
+            except BlockSourceError as exc:  # our own store: broken invariant, but never crash the node over gossip
+                logger.error("gossip: stored block %d: %s", block.height, exc)
+                continue
+            try:
+                await self.broadcast.send(Topic.CONSENSUS, encode_block_message(stored, proof))
+            except BroadcastError as exc:
+                logger.info("gossip: block %d not published: %s", block.height, exc)
+                continue
+            self._published += 1
+            if self._metrics is not None:
+                self._metrics.published.inc()
+
+    # -- receiving ----------------------------------------------------------------------------------------------
+    async def _receive_loop(self, sub: Subscription) -> None:
+        async for received in sub:
+            await self.handle(sub, received)
+
+    async def handle(self, sub: Subscription, received: Received) -> None:
+        """Judge one message and, on an edge node, execute what connects to the head."""
+        sender = received.sender.hex[:16]
+        try:
+            block, proof = decode_block_record(received.message.payload)
+        except BlockSourceError as exc:
+            self._reject(sub, received, f"from {sender}…: {exc}")
+            return
+        head = self.state.head()
+        if block.epoch > head.epoch:
+            self._note_gap()  # we lag: the sync scope catches us up; we cannot judge this one
+            return
+        keys = self.state.consensus_keys(block.epoch)
+        try:
+            if proof.kind != "quorum" and len(keys) > 1:
+                raise BlockMalformed(f"a {proof.kind} proof; this chain needs a quorum")
+            proof.verify(block, keys)
+        except BlockMalformed as exc:
+            origin = received.message.origin.hex[:16]
+            self._reject(sub, received, f"block {block.height} from {sender}… (origin {origin}…): {exc}")
+            return
+        sub.propagate(received)
+        if block.height <= head.height or self.node_id in self.state.committee(head.epoch).members:
+            return
+        if block.height > head.height + PENDING_MAX:
+            self._note_gap()
+            return
+        self._pending[block.height] = (block, proof)
+        await self._apply_pending()
+        if self._pending and min(self._pending) > self.state.head().height + 1:
+            self._note_gap()
+
+    async def _apply_pending(self) -> None:
+        while True:
+            head = self.state.head()
+            item = self._pending.pop(head.height + 1, None)
+            if item is None or self.node_id in self.state.committee(head.epoch).members:
+                return
+            block, proof = item
+            if block.epoch != head.epoch:
+                continue  # judged against an older epoch's committee; the sync scope brings the real one
+            try:
+                outcome = await self.state.commit_new(block, proof)
+            except InvalidBlock as exc:
+                # 2f+1 members executed this block on the same state: our state has diverged.
+                logger.error("gossip: committed block %d does not execute here: %s", block.height, exc)
+                return
+            if outcome is not None:
+                self._applied += 1
+                if self._metrics is not None:
+                    self._metrics.applied.inc()
+
+    def _reject(self, sub: Subscription, received: Received, why: str) -> None:
+        logger.warning("gossip: rejected %s", why)
+        sub.reject(received)
+        self._rejected += 1
+        if self._metrics is not None:
+            self._metrics.rejected.inc()
