@@ -8,15 +8,16 @@ other code changes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from lightning.codec import CodecError, decode
 from lightning.errors import LightningError
 from lightning.state.block import Block, BlockMalformed, CommitProof
-from lightning.state.rpc_client import RpcClientError, rpc_request
+from lightning.state.rpc_client import RpcClientError, rpc_batch, rpc_request
 
 if TYPE_CHECKING:
     from lightning.state.component import State
@@ -33,6 +34,8 @@ __all__ = [
     "decode_block_record",
 ]
 
+logger = logging.getLogger(__name__)
+
 
 class ForwardError(LightningError):
     """A transaction could not be handed to the ordering node."""
@@ -43,8 +46,9 @@ class BlockSourceError(LightningError):
 
 
 class TxForwarder(Protocol):
-    async def forward(self, node_id: bytes, raw_tx: bytes) -> None:
-        """Hand ``raw_tx`` to node ``node_id`` for ordering. Raises :class:`ForwardError`."""
+    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
+        """Hand ``raw_txs`` to node ``node_id`` for ordering (it does not forward them again). Raises
+        :class:`ForwardError` if the node could not be reached; transactions it refuses are dropped."""
         ...
 
 
@@ -67,12 +71,13 @@ class RpcForwarder:
         self._resolve = resolve
         self._timeout_s = timeout_s
 
-    async def forward(self, node_id: bytes, raw_tx: bytes) -> None:
+    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
         url = self._resolve(node_id)
         if url is None:
             raise ForwardError(f"node {node_id.hex()[:16]}… publishes no RPC endpoint to forward to")
+        calls: list[tuple[str, list[Any]]] = [("flk_send_txn", [raw.hex(), True]) for raw in raw_txs]
         try:
-            await rpc_request(url, "flk_send_txn", [raw_tx.hex()], timeout_s=self._timeout_s)
+            await rpc_batch(url, calls, timeout_s=self._timeout_s)
         except RpcClientError as exc:
             raise ForwardError(f"forwarding to {node_id.hex()[:16]}… at {url}: {exc}") from None
 
@@ -125,18 +130,20 @@ class RpcBlockSource:
 class LocalForwarder:
     """In-process forwarding between the pools of simulated nodes (``node id -> submit(raw)``)."""
 
-    def __init__(self, submitters: dict[bytes, Callable[[bytes], object]]) -> None:
+    def __init__(self, submitters: dict[bytes, Callable[..., object]]) -> None:
+        """``submitters[node_id](raw, forward=False)`` admits a transaction at that node (its pool's ``submit``)."""
         self._submitters = submitters
 
-    async def forward(self, node_id: bytes, raw_tx: bytes) -> None:
+    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
         await trio.lowlevel.checkpoint()
         submit = self._submitters.get(node_id)
         if submit is None:
             raise ForwardError(f"no simulated node {node_id.hex()[:16]}…")
-        try:
-            submit(raw_tx)
-        except LightningError as exc:
-            raise ForwardError(f"node {node_id.hex()[:16]}… refused the transaction: {exc}") from None
+        for raw in raw_txs:
+            try:
+                submit(raw, forward=False)
+            except LightningError as exc:  # refused there (as over RPC, the others still go)
+                logger.debug("node %s… refused a forwarded transaction: %s", node_id.hex()[:16], exc)
 
 
 class LocalBlockSource:

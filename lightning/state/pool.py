@@ -28,6 +28,7 @@ __all__ = ["TxPool"]
 logger = logging.getLogger(__name__)
 
 FORWARD_QUEUE = 1024
+FORWARD_BATCH = 100  # JSON-RPC batches are capped at 100 calls
 FORWARD_ATTEMPTS = 3
 FORWARD_BACKOFF_S = 0.5
 
@@ -71,8 +72,9 @@ class TxPool:
     def orders_here(self) -> bool:
         return self.node_id in self._ordering_nodes()
 
-    def submit(self, raw: bytes) -> tuple[SignedTransaction, bool]:
-        """Admit a signed transaction; forward it if another node orders. Returns it and whether it was new.
+    def submit(self, raw: bytes, *, forward: bool = True) -> tuple[SignedTransaction, bool]:
+        """Admit a signed transaction and (unless it was itself forwarded to us) forward it to the ordering nodes
+        other than us, so whichever leads next can include it. Returns it and whether it was new.
 
         Raises :class:`TxRejected`."""
         try:
@@ -82,15 +84,14 @@ class TxPool:
         new = self.mempool.add(stx, self.state.account(stx.sender), trio.current_time())
         if new:
             self._wake()
-            self._forward([stx])
+            if forward:
+                self._forward([stx])
         return stx, new
 
     def _forward(self, txs: list[SignedTransaction]) -> None:
-        ordering = self._ordering_nodes()
-        if self.node_id in ordering:
-            return
+        targets = [n for n in self._ordering_nodes() if n != self.node_id]
         for stx in txs:
-            for target in ordering:
+            for target in targets:
                 try:
                     self._send.send_nowait((target, stx.raw))
                 except trio.WouldBlock:
@@ -138,13 +139,28 @@ class TxPool:
         async for target, raw in self._receive:
             if self._forwarder is None:
                 continue
-            for attempt in range(1, FORWARD_ATTEMPTS + 1):
+            # Drain what else is queued: one request per target carries up to FORWARD_BATCH transactions.
+            batches: dict[bytes, list[bytes]] = {target: [raw]}
+            while sum(len(b) for b in batches.values()) < FORWARD_BATCH * 4:
                 try:
-                    await self._forwarder.forward(target, raw)
+                    more_target, more_raw = self._receive.receive_nowait()
+                except trio.WouldBlock:
                     break
-                except ForwardError as exc:
-                    logger.warning("forward attempt %d/%d failed: %s", attempt, FORWARD_ATTEMPTS, exc)
-                    await trio.sleep(FORWARD_BACKOFF_S * attempt)
+                batches.setdefault(more_target, []).append(more_raw)
+            for node_id in sorted(batches):
+                raws = batches[node_id]
+                for start in range(0, len(raws), FORWARD_BATCH):
+                    await self._forward_batch(node_id, raws[start : start + FORWARD_BATCH])
+
+    async def _forward_batch(self, target: bytes, raws: list[bytes]) -> None:
+        assert self._forwarder is not None
+        for attempt in range(1, FORWARD_ATTEMPTS + 1):
+            try:
+                await self._forwarder.forward(target, raws)
+                return
+            except ForwardError as exc:
+                logger.warning("forward attempt %d/%d failed: %s", attempt, FORWARD_ATTEMPTS, exc)
+                await trio.sleep(FORWARD_BACKOFF_S * attempt)
 
     async def _expire_loop(self) -> None:
         while True:

@@ -196,10 +196,10 @@ def register_state_rpc(d: Dispatcher, state: State, pool: TxPool) -> None:  # on
             "proof": encode(proof.to_wire()).hex(),
         }
 
-    async def send_txn(tx: str) -> dict[str, Any]:
+    async def send_txn(tx: str, forwarded: bool = False) -> dict[str, Any]:
         raw = _hex(tx, "tx", max_bytes=64 * 1024)
         try:
-            stx, new = pool.submit(raw)
+            stx, new = pool.submit(raw, forward=not forwarded)
         except TxRejected as exc:
             raise RpcError(TX_REJECTED, f"transaction rejected: {exc}", {"code": exc.code}) from None
         return {"hash": stx.hash.hex(), "new": new}

@@ -54,6 +54,49 @@ async def rpc_request(url: str, method: str, params: list[Any] | dict[str, Any],
         raise RpcClientError(f"{url}: bad HTTP answer ({exc})") from None
 
 
+async def rpc_batch(
+    url: str, calls: list[tuple[str, list[Any]]], *, timeout_s: float = 10.0
+) -> list[Any | RpcCallError]:
+    """Several calls in one JSON-RPC batch request; per call its result or its :class:`RpcCallError`, in order.
+
+    Raises :class:`RpcClientError` when the request itself fails."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise RpcClientError(f"{url}: only http:// URLs are supported")
+    body = json.dumps(
+        [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    ).encode()
+    try:
+        with trio.fail_after(timeout_s):
+            stream = await trio.open_tcp_stream(parts.hostname, parts.port or 80)
+            async with stream:
+                raw = await _exchange(stream, parts.netloc, parts.path or "/", body)
+    except trio.TooSlowError:
+        raise RpcClientError(f"{url}: no answer to a batch of {len(calls)} within {timeout_s} s") from None
+    except OSError as exc:
+        raise RpcClientError(f"{url}: {exc.strerror or exc}") from None
+    except h11.ProtocolError as exc:
+        raise RpcClientError(f"{url}: bad HTTP answer ({exc})") from None
+    try:
+        answers = json.loads(raw)
+    except ValueError:
+        raise RpcClientError(f"{url}: answer is not JSON") from None
+    if not isinstance(answers, list):
+        raise RpcClientError(f"{url}: a batch answer must be a list")
+    by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+    out: list[Any | RpcCallError] = []
+    for i in range(len(calls)):
+        answer = by_id.get(i)
+        if answer is None:
+            raise RpcClientError(f"{url}: batch answer lacks call {i}")
+        if "error" in answer:
+            err = answer["error"] if isinstance(answer["error"], dict) else {}
+            out.append(RpcCallError(int(err.get("code", 0)), str(err.get("message", "")), err.get("data")))
+        else:
+            out.append(answer.get("result"))
+    return out
+
+
 async def _exchange(stream: trio.SocketStream, netloc: str, path: str, body: bytes) -> bytes:
     conn = h11.Connection(h11.CLIENT)
     headers = [
