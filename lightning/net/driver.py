@@ -230,7 +230,10 @@ class QuicConn:
         self._streams: dict[int, QuicStreamIO] = {}
         self._accept: deque[QuicStreamIO] = deque()
         self._accept_lot = trio.lowlevel.ParkingLot()
-        self._peer_stream_next = {False: 0, True: 0}  # per direction (uni?): next peer stream index we have not seen
+        # Peer stream indices already seen, per direction (uni?): all below the watermark, plus a set above it.
+        # (aioquic reports a stream when its first bytes arrive in order, so streams can show up out of id order.)
+        self._peer_seen_low = {False: 0, True: 0}
+        self._peer_seen_above: dict[bool, set[int]] = {False: set(), True: set()}
         self._blocked_writers: set[QuicStreamIO] = set()
         self._timer_scope: trio.CancelScope | None = None
         self._timer_deadline = math.inf
@@ -492,9 +495,13 @@ class QuicConn:
             return None  # one of ours that we already finished or reset: late data
         uni = stream_is_unidirectional(sid)
         index = sid // 4
-        if index < self._peer_stream_next[uni]:
+        above = self._peer_seen_above[uni]
+        if index < self._peer_seen_low[uni] or index in above:
             return None  # a peer stream we already finished or reset
-        self._peer_stream_next[uni] = index + 1
+        above.add(index)
+        while self._peer_seen_low[uni] in above:
+            above.remove(self._peer_seen_low[uni])
+            self._peer_seen_low[uni] += 1
         stream = QuicStreamIO(self, sid)
         if not self.is_client and not self._authenticated and sid != AUTH_STREAM:
             self.close(CloseCode.PROTOCOL, "a stream before authentication")
