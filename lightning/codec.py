@@ -42,6 +42,9 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 FRAME_HEADER = struct.Struct(">I")
 # Nesting deeper than this is never produced by our own messages; a peer that sends it is probing us.
 MAX_DEPTH = 32
+# No message of ours has a list or map this long; a peer's 4 MiB frame of a million empty maps costs seconds of CPU
+# and hundreds of MB to decode, so one container is capped far below the byte limit.
+MAX_CONTAINER_ITEMS = 65_536
 
 
 class CodecError(LightningError):
@@ -142,8 +145,8 @@ def decode(data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
             object_pairs_hook=_pairs_hook,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
-            max_array_len=max_bytes,
-            max_map_len=max_bytes,
+            max_array_len=min(max_bytes, MAX_CONTAINER_ITEMS),
+            max_map_len=min(max_bytes, MAX_CONTAINER_ITEMS),
             max_ext_len=MAX_BIG_BYTES,
             ext_hook=_ext_hook,
         )

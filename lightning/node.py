@@ -254,7 +254,9 @@ class Node:
         ]
 
     def _announce_fetched(self, pointer: Pointer, root: bytes, source: str) -> None:
-        if pointer.kind != "blake3":
+        # Only what we verified against the origin ourselves (CID blocks, SRI hash): re-announcing a record we took
+        # from a peer would vouch for someone else's claim.
+        if pointer.kind != "blake3" and source == "origin":
             self.resolver.announce_nowait(pointer.alias, root)
 
     def _locate_content(self, pointer: Pointer) -> tuple[bytes, list[PublicKey]] | None:

@@ -37,7 +37,7 @@ class PeerSource:
         self._locate = locate
 
     def handles(self, pointer: Pointer) -> bool:
-        return True
+        return pointer.kind in ("blake3", "ipfs")  # url pointers need their SRI hash checked: origin only
 
     async def fetch(self, pointer: Pointer, sink: Sink) -> None:
         located = self._locate(pointer)

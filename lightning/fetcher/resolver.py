@@ -3,9 +3,12 @@ holds it — gossiped on the broadcast ``resolver`` topic so other nodes fetch f
 
 A node announces a record after it fetched from an origin and published the object. Records from others are kept
 in a bounded in-memory LRU (they are hints: a restart forgets them and the origin path still works). Trust: a record
-is signed by its origin node (broadcast checks the signature and that the node is known); a peer's content is
-verified against the record's root block by block, but that the root *is* the CID's content rests on the
-announcer's honesty — the same trust the network puts in a staked node. Payload: canonical msgpack
+is signed by its origin node (broadcast checks the signature and that the node is known); a node announces only
+what it verified against the origin itself (never a record it learned); the first record for an alias wins and
+conflicting claims are logged. A peer's content is verified against the record's root block by block, but that the
+root *is* the CID's content rests on the announcer's honesty — the trust the network puts in a staked node (no
+evidence kind exists yet to slash a false record). URL pointers are never resolved through records: their
+integrity hash must be checked on the bytes, which only the origin path does. Payload: canonical msgpack
 ``{"alias": str, "root": 32 bytes}``.
 """
 
@@ -47,6 +50,7 @@ class Resolver:
         self._records: OrderedDict[str, tuple[bytes, list[PublicKey]]] = OrderedDict()
         self._send, self._recv = trio.open_memory_channel[tuple[str, bytes]](ANNOUNCE_QUEUE)
         self.announced = 0
+        self.conflicts = 0
         self.learned = 0
         self.rejected = 0
 
@@ -58,8 +62,15 @@ class Resolver:
 
     def learn(self, alias: str, root: bytes, provider: PublicKey) -> None:
         record = self._records.get(alias)
-        if record is None or record[0] != root:
-            record = (root, [])  # a different root for the alias replaces the old hint
+        if record is not None and record[0] != root:
+            # A conflicting claim: keep the first (an attacker cannot displace a record others already hold) and
+            # count it; a node that serves the wrong content is caught by nobody here, so log who claimed what.
+            self.conflicts += 1
+            logger.warning("resolver: %s claims %s is %s, we hold %s", provider.hex[:16], alias, root.hex()[:16],
+                           record[0].hex()[:16])  # fmt: skip
+            return
+        if record is None:
+            record = (root, [])
         providers = [p for p in record[1] if p != provider][: PROVIDERS_PER_RECORD - 1]
         self._records[alias] = (root, [provider, *providers])
         self._records.move_to_end(alias)
@@ -103,7 +114,7 @@ class Resolver:
                         and set(body) == {"alias", "root"}
                         and isinstance(alias, str)
                         and 0 < len(alias.encode()) <= MAX_ALIAS_BYTES
-                        and alias.startswith(("ipfs:", "url:"))
+                        and alias.startswith("ipfs:")
                         and isinstance(root, bytes)
                         and len(root) == 32
                     )

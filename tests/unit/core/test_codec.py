@@ -138,3 +138,11 @@ def test_frame_decoder_rejects_oversize_header_before_payload():
 def test_big_integer_map_keys_are_rejected():
     with pytest.raises(CodecError, match="64 bits"):
         encode({2**64: 1})
+
+
+def test_huge_containers_are_refused_before_they_are_built():
+    import msgpack as _m
+
+    many = _m.packb([{}] * 100_000)
+    with pytest.raises(CodecError):
+        decode(many)
