@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +49,7 @@ class Blockstore:
         self._registry = registry
         self._store: BlockStore | None = None
         self._touched: set[bytes] = set()
+        self._reading: dict[bytes, int] = {}  # roots being streamed → readers (GC spares them)
 
     @property
     def store(self) -> BlockStore:
@@ -113,6 +114,20 @@ class Blockstore:
         store = self.store
         store.tree(info)
         self._touch(info.root)
+        self._reading[info.root] = self._reading.get(info.root, 0) + 1
+        try:
+            async with contextlib.aclosing(self._stream(info, start, end)) as views:
+                async for view in views:
+                    yield view
+        finally:
+            left = self._reading.pop(info.root) - 1
+            if left:
+                self._reading[info.root] = left
+
+    async def _stream(
+        self, info: ObjectInfo, start: int, end: int | None
+    ) -> AsyncGenerator[bytes | memoryview, None]:
+        store = self.store
         end = info.length if end is None else min(end, info.length)
         if start >= end:
             return
@@ -180,7 +195,7 @@ class Blockstore:
 
     async def _after_publish(self, root: bytes) -> None:
         if self.store.stats().bytes > self.config.capacity_bytes:
-            collect = functools.partial(self.store.collect, keep=[root])
+            collect = functools.partial(self.store.collect, keep=[root, *self._reading])  # not what is being read
             await self._writer.call(collect, self.config.capacity_bytes)
 
 

@@ -87,6 +87,7 @@ class Sink:
         self.written = 0
         self.progress = trio.Event()
         self.first_byte_at: float | None = None
+        self.waiting_on_clients = False
 
     def set_total_len(self, n: int) -> None:
         spool = self._download.spool
@@ -109,10 +110,16 @@ class Sink:
         await self._writer.write(chunk)
         start = self.written
         self.written += len(chunk)
-        if self.written > self._skip:
-            await self._download.spool.append(chunk[max(0, self._skip - start) :])
         self.progress.set()
         self.progress = trio.Event()
+        if self.written > self._skip:
+            self.waiting_on_clients = True  # slow clients hold the source back: not the source's idleness
+            try:
+                await self._download.spool.append(chunk[max(0, self._skip - start) :])
+            finally:
+                self.waiting_on_clients = False
+                self.progress.set()
+                self.progress = trio.Event()
 
 
 class Source(Protocol):
@@ -261,7 +268,7 @@ class Fetcher:
                     while True:
                         with trio.move_on_after(timeout) as scope:
                             await sink.progress.wait()
-                        if scope.cancelled_caught:
+                        if scope.cancelled_caught and not sink.waiting_on_clients:
                             timed_out = True
                             nursery.cancel_scope.cancel()
                             return

@@ -123,7 +123,10 @@ class Spool:
         return self.head - self._base
 
     def _trim(self) -> None:
-        low = min(self._readers.values(), default=self.head)
+        if self._readers:
+            low = min(self._readers.values())
+        else:  # nobody reads yet (or any more): keep what fits, for a client that joins in a moment
+            low = self.head - self.max_bytes
         while self._chunks and self._base + len(self._chunks[0]) <= low:
             self._base += len(self._chunks.popleft())
 

@@ -177,9 +177,9 @@ class BlockFetcher:
         fetcher streams them to clients and stores them itself). ``on_length`` gets the object's length before the
         first byte. Raises VerificationFailed (after penalising the peer), PeerProtocolError or NetError."""
         async with self._pool.open_stream(peer, Scope.BLOCKS, {"root": root}, timeout_s=self._timeout_s) as reply:
-            total, _, _ = _check_header(reply.header, None)
-            on_length(total)
+            _check_header(reply.header, None)
             decoder = ProofStreamDecoder(root)
+            announced = False
             async for chunk in reply:
                 try:
                     blocks = decoder.feed(chunk)
@@ -187,11 +187,17 @@ class BlockFetcher:
                     self._pool.penalize(peer, "sent a block that does not verify")
                     raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
                 for block in blocks:
+                    if not announced:  # the length is the proof stream's, bound to the root by this first block
+                        assert decoder.header is not None
+                        on_length(decoder.header.total_len)
+                        announced = True
                     yield block.data
             try:
                 decoder.finish()
             except ProofError as exc:
                 raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
+            if not announced:  # the empty object: its root was checked by the decoder
+                on_length(0)
 
     async def read_range(self, peer: PublicKey, root: bytes, first_byte: int, end_byte: int) -> AsyncIterator[bytes]:
         """Verified bytes [first_byte, end_byte) of ``root`` from ``peer``, without storing them. Raises

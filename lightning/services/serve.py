@@ -117,8 +117,15 @@ class ObjectServer:
         return self._bs.resolve_alias(target.pointer.alias)
 
     async def respond(self, request: Request, target: Target) -> Response:
-        headers = [("etag", target.etag), ("cache-control", IMMUTABLE), ("accept-ranges", "bytes")]
-        if request.header("if-none-match") in (target.etag, "*"):
+        etag = target.etag[:-1] + ';verified"' if _wants_verified(request) else target.etag  # two representations
+        headers = [
+            ("etag", etag),
+            ("cache-control", IMMUTABLE),
+            ("accept-ranges", "bytes"),
+            ("vary", "Accept"),
+            ("x-content-type-options", "nosniff"),
+        ]
+        if request.header("if-none-match") in (etag, "*"):
             return Response(status=304, headers=headers)
         started = trio.current_time()
         if target.pointer.kind == "blake3" and not _wants_verified(request):
@@ -160,7 +167,7 @@ class ObjectServer:
             body_part = body[byte_range[0] : byte_range[1]]
         else:
             body_part = body
-        headers.append(("content-type", content_type(target.name, body[:512])))
+        _set_type(headers, content_type(target.name, body[:512]))
         self._observe("local", started, started, len(body_part))
         return Response(status=status, headers=headers, body=body_part)
 
@@ -184,7 +191,7 @@ class ObjectServer:
             if info.length <= SMALL_BODY_BYTES:
                 whole = store.read_block(info, 0) if info.length else b""
                 self._small.put(info.root, whole)
-                headers = headers[:3]  # the range is applied by _small_response
+                headers = [h for h in headers if h[0] != "content-range"]  # _small_response applies the range
                 return self._small_response(request, target, whole, headers, started)
             if end - start <= SMALL_BODY_BYTES and start // BLOCK_SIZE == max(end - 1, 0) // BLOCK_SIZE:
                 # Within one block: read and verify it now and answer with plain bytes (one write, no streaming).
@@ -192,13 +199,13 @@ class ObjectServer:
                 offset = start - start % BLOCK_SIZE
                 body = block[start - offset : end - offset]
                 head = block[:512] if start < BLOCK_SIZE else b""
-                headers.append(("content-type", content_type(target.name, head)))
+                _set_type(headers, content_type(target.name, head))
                 self._observe("local", started, started, len(body))
                 return Response(status=status, headers=headers, body=body)
         except (CorruptObject, CorruptBlock) as exc:
             logger.error("refusing to serve %s: %s", info.root.hex(), exc)
             return Response.text(f"{target.pointer} failed verification on this node\n", status=503)
-        headers.append(("content-type", content_type(target.name, store.peek(info) if target.name is None else b"")))
+        _set_type(headers, content_type(target.name, store.peek(info) if target.name is None else b""))
         body_iter = self._timed(self._bs.stream(info, start, end), started, "local")
         return Response(status=status, headers=headers, body=body_iter, content_length=end - start)
 
@@ -243,7 +250,7 @@ class ObjectServer:
             status = 206
             headers.append(("content-range", f"bytes {start}-{end - 1}/{total}"))
         name = target.name or download.name or None
-        headers.append(("content-type", content_type(name, first if start == 0 else b"")))
+        _set_type(headers, content_type(name, first if start == 0 else b""))
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -287,6 +294,17 @@ class ObjectServer:
             logger.error("aborting a response mid-way: %s", exc)
             raise
         self._observe(source, started, first_at, sent)
+
+
+ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml")
+
+
+def _set_type(headers: list[tuple[str, str]], ctype: str) -> None:
+    """Content-Type, and for types a browser would run (HTML, SVG, XML) a sandbox: stored content must not script
+    the node's origin."""
+    headers.append(("content-type", ctype))
+    if ctype.split(";")[0].strip() in ACTIVE_TYPES:
+        headers.append(("content-security-policy", "sandbox"))
 
 
 def _error_response(target: Target, error: BaseException | None) -> Response:

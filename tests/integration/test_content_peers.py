@@ -28,6 +28,8 @@ def test_blake3_object_fetched_from_a_peer(spawn, tmp_path):
     metrics = http_get(f"http://{pb['rpc']}/metrics")[2].decode()
     fetched = re.search(r'lightning_fetcher_bytes_total\{source="peer"\} (\S+)', metrics)
     assert fetched and float(fetched.group(1)) == len(data)
-    assert 'lightning_services_cache_lookups_total{result="hit",service="0"} 1.0' in metrics
+    pattern = r"^lightning_services_cache_lookups_total\{result=\"(\w+)\",service=\"0\"\} (\S+)$"
+    lookups = dict(re.findall(pattern, metrics, re.M))
+    assert lookups == {"miss": "2.0", "hit": "1.0"}, lookups
     # unknown everywhere: 404 after asking the peer
     assert http_get(f"http://{pb['http']}/services/0/blake3/{'ab' * 32}")[0] == 404
