@@ -27,6 +27,7 @@ __all__ = [
     "LogConfig",
     "NetConfig",
     "NodeConfig",
+    "OriginUrlConfig",
     "RpcConfig",
     "StateConfig",
     "TopologyConfig",
@@ -319,6 +320,20 @@ class ConsensusConfig:
 
 
 @dataclass(frozen=True)
+class OriginUrlConfig:
+    enabled: bool = field(
+        default=False, metadata=_doc("serve /services/0/url/<url#integrity=…> (the node fetches URLs clients name)")
+    )
+    allow_private_addresses: bool = field(
+        default=False, metadata=_doc("allow URLs on loopback, private and link-local addresses (tests, labs)")
+    )
+    max_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_doc("largest body a URL origin may return (it is held in memory)", _positive),
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=_doc("log level"))
     format: Literal["text", "json"] = field(default="text", metadata=_doc("log line format"))
@@ -334,6 +349,7 @@ class Config:
     net: NetConfig = NetConfig()
     fetcher: FetcherConfig = FetcherConfig()
     origin_ipfs: OriginIpfsConfig = OriginIpfsConfig()
+    origin_url: OriginUrlConfig = OriginUrlConfig()
     topology: TopologyConfig = TopologyConfig()
     broadcast: BroadcastConfig = BroadcastConfig()
     consensus: ConsensusConfig = ConsensusConfig()

@@ -209,7 +209,7 @@ class Node:
             [
                 PeerSource(self.fetcher, self._locate_content),
                 *(IpfsGatewayOrigin(gateway) for gateway in config.origin_ipfs.gateways),
-                UrlOrigin(),
+                UrlOrigin(config.origin_url),
             ],
             registry=self.registry,
             on_fetched=self._announce_fetched,

@@ -71,19 +71,22 @@ class HttpResponse:
 
 
 @contextlib.asynccontextmanager
-async def http_get(url: str, *, headers: dict[str, str] | None = None) -> AsyncIterator[HttpResponse]:
-    """Open ``GET url``; yields the response once its head arrived. Raises OriginFailed."""
+async def http_get(
+    url: str, *, headers: dict[str, str] | None = None, connect_to: str | None = None
+) -> AsyncIterator[HttpResponse]:
+    """Open ``GET url``; yields the response once its head arrived. ``connect_to``: the IP address to connect to
+    (already resolved and checked by the caller); the URL's host name still goes in Host and TLS SNI. Raises
+    OriginFailed."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OriginFailed(f"{url}: not an http(s) URL")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        tcp = await trio.open_tcp_stream(connect_to or parts.hostname, port)
         if parts.scheme == "https":
-            stream: trio.abc.Stream = await trio.open_ssl_over_tcp_stream(
-                parts.hostname, port, ssl_context=_ssl_context()
-            )
+            stream: trio.abc.Stream = trio.SSLStream(tcp, _ssl_context(), server_hostname=parts.hostname)
         else:
-            stream = await trio.open_tcp_stream(parts.hostname, port)
+            stream = tcp
     except (OSError, trio.BrokenResourceError) as exc:
         raise OriginFailed(f"{url}: cannot connect ({exc})") from None
     async with stream:

@@ -308,6 +308,11 @@ def _set_type(headers: list[tuple[str, str]], ctype: str) -> None:
 
 
 def _error_response(target: Target, error: BaseException | None) -> Response:
+    if target.pointer.kind == "url":  # say no more than needed: the details would map the node's network
+        if isinstance(error, NotFound) and "disabled" in str(error):
+            return Response.text("URL origins are disabled on this node\n", status=404)
+        status = 404 if isinstance(error, NotFound) else 504 if isinstance(error, OriginTimeout) else 502
+        return Response.text(f"the origin failed or its body did not match the integrity hash ({status})\n", status)
     if isinstance(error, NotFound):
         return Response.text(f"{target.pointer}: not found ({error})\n", status=404)
     if isinstance(error, OriginTimeout):

@@ -129,30 +129,40 @@ def test_video_service_serves_with_ranges(node_and_gateway):
     assert status == 206 and body == fx.content[1000000:]
 
 
-def test_url_origin_with_integrity(node_and_gateway, tmp_path):
+def test_url_origin_with_integrity(spawn, tmp_path):
     import base64
     import http.server
     import threading
 
-    base, _, _ = node_and_gateway
     data = bytes(range(256)) * 5000
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "file.bin").write_bytes(data)
     handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    lab = spawn("lab", config={"origin_url": {"enabled": True, "allow_private_addresses": True}})
+    strict = spawn("strict", config={"origin_url": {"enabled": True}})
+    default = spawn("default")
+    bases = [f"http://{n.wait_ready()['http']}" for n in (lab, strict, default)]
     try:
         origin = f"http://127.0.0.1:{server.server_port}/file.bin"
         good = "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
         bad = "sha256-" + base64.b64encode(hashlib.sha256(b"other").digest()).decode()
-        def url_of(pointer: str) -> str:
+
+        def url_of(base: str, pointer: str) -> str:
             return f"{base}/services/0/url/{urllib.parse.quote(pointer, safe='')}"
 
-        status, _, body = http_get(url_of(origin + "#integrity=" + good))
+        status, _, body = http_get(url_of(bases[0], origin + "#integrity=" + good))
         assert status == 200 and body == data
-        status, _, body = http_get(url_of(origin + "#integrity=" + bad))
+        status, _, body = http_get(url_of(bases[0], origin + "#integrity=" + bad))
         assert status == 502 and b"integrity" in body
-        status, _, body = http_get(url_of(origin))
+        status, _, body = http_get(url_of(bases[0], origin))
         assert status == 400 and b"integrity" in body
+        # a loopback origin is refused unless allowed, without saying what answered there
+        status, _, body = http_get(url_of(bases[1], origin + "#integrity=" + good))
+        assert status == 502 and b"127.0.0.1" not in body and b"refused" not in body
+        # off by default
+        status, _, body = http_get(url_of(bases[2], origin + "#integrity=" + good))
+        assert status == 404 and b"disabled" in body
     finally:
         server.shutdown()
