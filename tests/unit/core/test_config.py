@@ -123,3 +123,11 @@ def test_documented_example_genesis_loads():
 
     g = load_genesis(Path(__file__).parents[3] / "docs" / "genesis.example.toml")
     assert g.chain_id == 7 and len(g.committee) == 4
+
+
+def test_documented_config_matches_the_defaults():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[3] / "docs" / "config.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert block == dump_toml(Config()), "docs/config.md is stale: regenerate its block from dump_toml(Config())"
