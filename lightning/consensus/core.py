@@ -149,6 +149,7 @@ class Core:
         self.keys = [m.key for m in members]
         self.n = len(members)
         self.f = (self.n - 1) // 3
+        self._height_claims: dict[int, int] = {}  # member → highest height it claimed in a timeout
         self.q = quorum(self.n)
         self.me = me
         self._key = key
@@ -529,7 +530,12 @@ class Core:
                 t.qc.verify(self.epoch, self.keys)
             self._learn_qc(t.qc, sender, now)
         if t.height > self.head.height + 1:
-            self._sync(sender)
+            # A timeout's height is not signed: one member's claim alone must not send us syncing (a Byzantine
+            # member could keep every honest one busy catching up from it). f+1 claims include an honest one.
+            self._height_claims[sender] = max(self._height_claims.get(sender, 0), t.height)
+            ahead = sorted(i for i, h in self._height_claims.items() if h > self.head.height + 1)
+            if len(ahead) >= self.f + 1:
+                self._sync(ahead[self.stats.syncs % len(ahead)])
         self._peer_views[sender] = max(self._peer_views.get(sender, -1), t.view)
         if t.view >= self.s.view:
             got = self._timeouts.setdefault(t.view, {})
