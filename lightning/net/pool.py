@@ -493,6 +493,13 @@ class PeerPool:
         p.failures = 0
         p.retry_at = -math.inf
         p.dial = None
+        if conn.initiator == peer:
+            # The peer dialed us again although it had dialed us before: it lost that connection (it restarted, or
+            # it closed it idle). Our side of the old one would only swallow what we send until its idle timeout.
+            for old in [x for x in p.conns if x.conn.initiator == peer]:
+                logger.info("[%s] reconnected; closing its previous connection", peer.hex[:16])
+                old.conn.close(CloseCode.NORMAL, "superseded by a newer connection from the same peer")
+                self._unregister(old)
         # Two connections (simultaneous dials): both sides prefer the one dialed by the smaller node id.
         if p.conns and conn.initiator.raw < p.conns[0].conn.initiator.raw:
             p.conns.insert(0, c)

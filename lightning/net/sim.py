@@ -91,6 +91,14 @@ class SimNetwork:
         return SimPool(self, key, config=config or self.config, admission=admission, registry=registry)
 
     # -- faults --------------------------------------------------------------------------------------------------
+    def crash(self, node: Node) -> None:
+        """The node vanishes without a word (SIGKILL): when its pool stops next, its connections end on its side
+        only; peers keep theirs until a timeout or until the node, restarted, dials them again."""
+        key = _key(node)
+        for conn in list(self._conns):
+            if conn.local == key:
+                conn.remote = None
+
     def set_link(self, a: Node, b: Node, *, latency_s: float, jitter_s: float = 0.0, loss: float = 0.0) -> None:
         assert 0 <= loss < 1 and latency_s >= 0 and jitter_s >= 0
         self._links[frozenset((_key(a), _key(b)))] = Link(latency_s, jitter_s, loss)

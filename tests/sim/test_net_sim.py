@@ -476,3 +476,32 @@ def test_streams_stay_ordered_on_any_link(seed: int, latency: float, jitter: flo
             assert inbox.items == list(range(100)), f"seed {seed}"
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_a_peer_that_dials_again_replaces_its_old_connection(
+    autojump_clock: trio.testing.MockClock, seed: int
+) -> None:
+    # A restarted node dials us anew while our side still holds its previous connection (it vanished without a
+    # close). The old one must go, or we would keep sending into it until the idle timeout.
+    net = SimNetwork(seed)
+    key_a = SigningKey(random.Random(f"restarted-{seed}").randbytes(32))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        b = net.pool()
+        await nursery.start(b.run)
+        b.on_request(Scope.SYNC, echo)
+        async with trio.open_nursery() as first_life:
+            first = net.pool(key_a)
+            await first_life.start(first.run)
+            assert (await first.request(b.node_id, Scope.SYNC, 1))["msg"] == 1
+            net.crash(first)
+            first_life.cancel_scope.cancel()
+        assert b.statistics().connections == 1  # b did not notice the crash
+        second = net.pool(key_a)  # the same node id, restarted
+        await nursery.start(second.run)
+        second.on_request(Scope.SYNC, echo)
+        assert (await second.request(b.node_id, Scope.SYNC, 2))["msg"] == 2
+        assert b.statistics().connections == 1  # the dead connection was closed, not kept beside the new one
+        with trio.fail_after(5):  # b reaches the restarted node at once, not after an idle timeout
+            assert (await b.request(key_a.public, Scope.SYNC, 3))["msg"] == 3
+        nursery.cancel_scope.cancel()
