@@ -33,6 +33,7 @@ write while the node runs. Write transactions belong to the thread that opened t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import struct
@@ -46,7 +47,7 @@ import lmdb
 
 from lightning.blockstore.tree import BlockTree, encode_proof_stream, tree_from_block_hashes
 from lightning.blockstore.verify import BLOCK_SIZE, HASH_SIZE, BytesLike, block_count, block_len, hash_block
-from lightning.codec import CodecError, decode, decode_trusted, encode
+from lightning.codec import CodecError, decode_trusted, encode
 from lightning.errors import LightningError
 from lightning.storage import open_env, write_txn
 
@@ -137,10 +138,6 @@ def _process_start(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _writer_alive(pid: int, start: int) -> bool:
-    return _process_start(pid) == start
-
-
 class BlockStore:
     """Synchronous LMDB store; every method opens and commits its own transaction.
 
@@ -171,11 +168,15 @@ class BlockStore:
         self._meta = self.env.open_db(b"meta", create=create)
         self._aliases = self.env.open_db(b"aliases", create=create)
         self._trees: OrderedDict[bytes, BlockTree] = OrderedDict()
+        self._writer_locks: dict[bytes, int] = {}  # writer id → fd holding its flock
         self.verification_failures = 0
         if not readonly:
             self.sweep_orphans()
 
     def close(self) -> None:
+        for fd in self._writer_locks.values():  # unpublished writers die with the store; the next open sweeps them
+            os.close(fd)
+        self._writer_locks.clear()
         self.env.close()
 
     def __enter__(self) -> BlockStore:
@@ -225,6 +226,40 @@ class BlockStore:
     def new_writer_id(self) -> bytes:
         return os.urandom(WRITER_ID_BYTES)
 
+    # A writer holds an flock on <env>/writers/<id>.lock for as long as it lives: the kernel drops it when the
+    # process dies however it dies, in whatever pid namespace, so the sweep can tell a dead writer from a live one.
+    def _lock_path(self, writer_id: bytes) -> Path:
+        return self.path / "writers" / f"{writer_id.hex()}.lock"
+
+    def _hold_writer_lock(self, writer_id: bytes) -> None:
+        path = self._lock_path(writer_id)
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._writer_locks[writer_id] = fd
+
+    def _release_writer_lock(self, writer_id: bytes) -> None:
+        fd = self._writer_locks.pop(writer_id, None)
+        if fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._lock_path(writer_id).unlink()
+            os.close(fd)
+
+    def _writer_is_alive(self, writer_id: bytes) -> bool:
+        if writer_id in self._writer_locks:
+            return True
+        try:
+            fd = os.open(self._lock_path(writer_id), os.O_RDWR)
+        except FileNotFoundError:
+            return False  # it died before it staged anything, or finished
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we may have just taken
+        return False
+
     def stage(self, writer_id: bytes, first_seq: int, blocks: Iterable[tuple[bytes, bytes | memoryview]]) -> int:
         """Store ``(hash, data)`` blocks for an unpublished writer in one transaction; returns the next seq.
 
@@ -232,7 +267,8 @@ class BlockStore:
         seq = first_seq
         with self._write() as txn:
             if first_seq == 0:
-                owner = {"pid": os.getpid(), "start": _process_start(os.getpid()) or 0}
+                self._hold_writer_lock(writer_id)  # before the record exists, so a sweep never sees it unlocked
+                owner = {"pid": os.getpid(), "start": _process_start(os.getpid()) or 0}  # for people reading it
                 txn.put(writer_id, encode(owner), db=self._writers)
             for h, data in blocks:
                 assert len(h) == HASH_SIZE and 0 < len(data) <= BLOCK_SIZE
@@ -276,6 +312,7 @@ class BlockStore:
                 self._set_pinned(txn, root, True)
             else:
                 self._touch(txn, root)
+        self._release_writer_lock(writer_id)
         self.env.sync(True)
         return existing is None
 
@@ -283,6 +320,7 @@ class BlockStore:
         """Drop an unpublished writer's staged blocks."""
         with self._write() as txn:
             self._abort(txn, writer_id)
+        self._release_writer_lock(writer_id)
 
     def _abort(self, txn: lmdb.Transaction, writer_id: bytes) -> None:
         for key, h in self._staged(txn, writer_id):
@@ -294,19 +332,14 @@ class BlockStore:
         """Abort writers whose process is gone (killed mid-put). Returns how many were swept."""
         with self.env.begin() as txn:
             writers = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._writers)]
-        dead = []
-        for wid, raw in writers:
-            try:
-                owner = decode(raw)
-                alive = _writer_alive(int(owner["pid"]), int(owner["start"]))
-            except (CodecError, KeyError, TypeError, ValueError):
-                alive = False
-            if not alive:
-                dead.append(wid)
+        dead = [wid for wid, _ in writers if not self._writer_is_alive(wid)]
         if dead:
             with self._write() as txn:
                 for wid in dead:
                     self._abort(txn, wid)
+            for wid in dead:
+                with contextlib.suppress(FileNotFoundError):
+                    self._lock_path(wid).unlink()
             logger.info("swept %d unpublished writer(s) left by dead processes in %s", len(dead), self.path)
         return len(dead)
 
