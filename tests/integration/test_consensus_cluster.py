@@ -88,6 +88,19 @@ def test_committee_of_four_commits_survives_a_kill_and_a_follower_follows(spawn,
         roots[n.home.name] = (block.hash(), block.prev_state_root)
         assert _result(n.rpc_url, "flk_get_flk_balance", TO) == str(11 * 10**18)
     assert len(set(roots.values())) == 1, "every node executed the same block on the same state at that height"
+    # It votes again: a later commit proof carries its signature. Its persisted safety state made it refuse to vote
+    # again in any view it had voted in before the kill (tests/unit/consensus: restart cases).
+    members_now = _result(members[0].rpc_url, "flk_get_committee_members")
+    index = members_now.index(layout.nodes[2].node_id)
+    deadline = time.monotonic() + 90
+    voted = False
+    while not voted:
+        assert time.monotonic() < deadline, "the restarted member never voted again"
+        _mint(out, members[0], "1")
+        tip = _result(members[0].rpc_url, "flk_get_state_root")["height"]
+        record = rpc(members[0].rpc_url, "flk_get_blocks", [tip, 1, 0])["result"][0]
+        _, proof = decode_block_record(bytes.fromhex(record))
+        voted = any(i == index for i, _sig in proof.signatures)
     # The edge node follows over broadcast: committed blocks published by their proposers, proofs checked here.
     assert _metric(edge, "lightning_gossip_blocks_applied_total") > 0
     assert sum(_metric(m, "lightning_gossip_blocks_published_total") for m in (members[0], members[1])) > 0
