@@ -132,6 +132,7 @@ class _Conn:
     peer: PublicKey
     last_used: float
     active: int = 0
+    created: float = field(default_factory=trio.current_time)
     out_streams: dict[Scope, Stream] = field(default_factory=dict)
     in_message_scopes: set[Scope] = field(default_factory=set)
 
@@ -494,9 +495,11 @@ class PeerPool:
         p.retry_at = -math.inf
         p.dial = None
         if conn.initiator == peer:
-            # The peer dialed us again although it had dialed us before: it lost that connection (it restarted, or
-            # it closed it idle). Our side of the old one would only swallow what we send until its idle timeout.
-            for old in [x for x in p.conns if x.conn.initiator == peer]:
+            # The peer dialed us although a connection exists: it lost that one (it restarted, or closed it idle) —
+            # unless both sides dialed at the same moment (then both connections are seconds old at most). Our side
+            # of a lost connection would only swallow what we send until its idle timeout.
+            settled = trio.current_time() - self.config.handshake_timeout_s
+            for old in [x for x in p.conns if x.conn.initiator == peer or x.created < settled]:
                 logger.info("[%s] reconnected; closing its previous connection", peer.hex[:16])
                 old.conn.close(CloseCode.NORMAL, "superseded by a newer connection from the same peer")
                 self._unregister(old)

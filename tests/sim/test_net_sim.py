@@ -505,3 +505,33 @@ async def test_a_peer_that_dials_again_replaces_its_old_connection(
         with trio.fail_after(5):  # b reaches the restarted node at once, not after an idle timeout
             assert (await b.request(key_a.public, Scope.SYNC, 3))["msg"] == 3
         nursery.cancel_scope.cancel()
+
+
+async def test_a_restarted_peer_we_had_dialed_is_reached_on_its_new_connection(
+    autojump_clock: trio.testing.MockClock, seed: int
+) -> None:
+    # We dialed the node before it crashed; once restarted it dials us: our old (dead) connection must not stay
+    # the one we send on.
+    net = SimNetwork(seed)
+    key_a = SigningKey(random.Random(f"restarted-{seed}").randbytes(32))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        b = net.pool()
+        await nursery.start(b.run)
+        async with trio.open_nursery() as first_life:
+            first = net.pool(key_a)
+            await first_life.start(first.run)
+            first.on_request(Scope.SYNC, echo)
+            assert (await b.request(key_a.public, Scope.SYNC, 1))["msg"] == 1  # b dialed a
+            net.crash(first)
+            first_life.cancel_scope.cancel()
+        await trio.sleep(15)  # past the handshake timeout (not a simultaneous dial), before the idle timeout
+        second = net.pool(key_a)
+        await nursery.start(second.run)
+        second.on_request(Scope.SYNC, echo)
+        b.on_request(Scope.SYNC, echo)
+        assert (await second.request(b.node_id, Scope.SYNC, 2))["msg"] == 2  # a dials b
+        assert b.statistics().connections == 1
+        with trio.fail_after(5):
+            assert (await b.request(key_a.public, Scope.SYNC, 3))["msg"] == 3
+        nursery.cancel_scope.cancel()
