@@ -170,7 +170,7 @@ def test_stake_opt_and_beacon_epoch_changes_move_the_committee(spawn: Any, tmp_p
     assert "staked 500 FLK" in deposit_text
     deposit_epoch = _executed_in_epoch(edge, deposit_text)
     out_text = _ok("opt", "out", "--home", str(leaver.home))
-    assert "participation is now 'opted_out'" in out_text
+    assert "participation is now 'opted_out'" in out_text or "participation is now 'false'" in out_text
     out_epoch = _executed_in_epoch(edge, out_text)
 
     # the next epoch change applies it: the leaver is out of the committee
@@ -181,7 +181,9 @@ def test_stake_opt_and_beacon_epoch_changes_move_the_committee(spawn: Any, tmp_p
 
     # opt back in: from the change after that, five nodes are eligible again for four seats
     out_text = _ok("opt", "in", "--home", str(leaver.home), "--rpc", edge.rpc_url)
-    assert "participation is now 'opted_in'" in out_text
+    # 'opted_in' until the next epoch change makes it 'true' — with 5 s epochs that change may come before the CLI
+    # reads the registry back
+    assert "participation is now 'opted_in'" in out_text or "participation is now 'true'" in out_text
     in_epoch = _executed_in_epoch(edge, out_text)
     assert in_epoch >= after_out
     _wait_epoch(edge, in_epoch + 1)
