@@ -13,8 +13,9 @@ complete, verified object; a peer whose stream fails verification is penalised a
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import trio
@@ -25,6 +26,7 @@ from lightning.blockstore.verify import (
     HASH_SIZE,
     ProofError,
     ProofStreamDecoder,
+    VerifiedBlock,
     block_count,
     blocks_for_byte_range,
 )
@@ -170,41 +172,17 @@ class BlockFetcher:
                 await writer.close()
         return total
 
-    async def stream_object(
-        self, peer: PublicKey, root: bytes, on_length: Callable[[int], None]
-    ) -> AsyncIterator[bytes]:
-        """Verified bytes of the whole object ``root`` from ``peer``, in order, without storing them (the content
-        fetcher streams them to clients and stores them itself). ``on_length`` gets the object's length before the
-        first byte. Raises VerificationFailed (after penalising the peer), PeerProtocolError or NetError."""
-        async with self._pool.open_stream(peer, Scope.BLOCKS, {"root": root}, timeout_s=self._timeout_s) as reply:
-            _check_header(reply.header, None)
-            decoder = ProofStreamDecoder(root)
-            announced = False
-            async for chunk in reply:
-                try:
-                    blocks = decoder.feed(chunk)
-                except ProofError as exc:
-                    self._pool.penalize(peer, "sent a block that does not verify")
-                    raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
-                for block in blocks:
-                    if not announced:  # the length is the proof stream's, bound to the root by this first block
-                        assert decoder.header is not None
-                        on_length(decoder.header.total_len)
-                        announced = True
-                    yield block.data
-            try:
-                decoder.finish()
-            except ProofError as exc:
-                raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
-            if not announced:  # the empty object: its root was checked by the decoder
-                on_length(0)
-
-    async def read_range(self, peer: PublicKey, root: bytes, first_byte: int, end_byte: int) -> AsyncIterator[bytes]:
-        """Verified bytes [first_byte, end_byte) of ``root`` from ``peer``, without storing them. Raises
-        VerificationFailed (after penalising the peer) or NetError."""
-        msg = {"root": root, "range": [first_byte, end_byte]}
+    async def _verified_blocks(
+        self, peer: PublicKey, root: bytes, byte_range: tuple[int, int] | None
+    ) -> AsyncGenerator[tuple[VerifiedBlock, int], None]:
+        """Each block of the peer's proof stream once it verified, with the object's length (bound to the root by
+        the first verified block). Raises VerificationFailed (after penalising the peer), PeerProtocolError,
+        NetError."""
+        msg: dict[str, Any] = {"root": root}
+        if byte_range is not None:
+            msg["range"] = list(byte_range)
         async with self._pool.open_stream(peer, Scope.BLOCKS, msg, timeout_s=self._timeout_s) as reply:
-            _, start, end = _check_header(reply.header, (first_byte, end_byte))
+            _, start, end = _check_header(reply.header, byte_range)
             decoder = ProofStreamDecoder(root, start_block=start, end_block=end)
             async for chunk in reply:
                 try:
@@ -213,10 +191,34 @@ class BlockFetcher:
                     self._pool.penalize(peer, "sent a block that does not verify")
                     raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
                 for block in blocks:
-                    lo = max(first_byte - block.offset, 0)
-                    hi = min(end_byte - block.offset, len(block.data))
-                    yield block.data[lo:hi]
+                    assert decoder.header is not None
+                    yield block, decoder.header.total_len
             try:
                 decoder.finish()
             except ProofError as exc:
                 raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
+
+    async def stream_object(
+        self, peer: PublicKey, root: bytes, on_length: Callable[[int], None]
+    ) -> AsyncIterator[bytes]:
+        """Verified bytes of the whole object ``root`` from ``peer``, in order, without storing them (the content
+        fetcher streams them to clients and stores them itself). ``on_length`` gets the object's length before the
+        first byte. Raises VerificationFailed (after penalising the peer), PeerProtocolError or NetError."""
+        announced = False
+        async with contextlib.aclosing(self._verified_blocks(peer, root, None)) as blocks:
+            async for block, total_len in blocks:
+                if not announced:
+                    on_length(total_len)
+                    announced = True
+                yield block.data
+        if not announced:  # the empty object: its root was checked by the decoder
+            on_length(0)
+
+    async def read_range(self, peer: PublicKey, root: bytes, first_byte: int, end_byte: int) -> AsyncIterator[bytes]:
+        """Verified bytes [first_byte, end_byte) of ``root`` from ``peer``, without storing them. Raises
+        VerificationFailed (after penalising the peer) or NetError."""
+        async with contextlib.aclosing(self._verified_blocks(peer, root, (first_byte, end_byte))) as blocks:
+            async for block, _ in blocks:
+                lo = max(first_byte - block.offset, 0)
+                hi = min(end_byte - block.offset, len(block.data))
+                yield block.data[lo:hi]
