@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lightning.chain.forward import decode_block_record
 from lightning.crypto import SigningKey
-from lightning.state.forward import decode_block_record
 from lightning.state.tx import sign_transaction
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -33,10 +33,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lightning.chain.forward import decode_block_record
 from lightning.crypto import SigningKey
 from lightning.devnet import make_cluster
-from lightning.state.forward import decode_block_record
-from lightning.state.rpc_client import _exchange, rpc_request
+from lightning.rpc.client import _exchange, rpc_request
 from lightning.state.tx import sign_transaction
 
 TO = bytes.fromhex("46" * 32)

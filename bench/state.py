@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lightning.codec import encode
 from lightning.crypto import Domain
-from lightning.state.devchain import DevChain
 from lightning.state.store import StateStore
+from lightning.testing.devchain import DevChain
 
 BLOCK = 1000
 SENDERS = 1000

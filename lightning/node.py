@@ -19,6 +19,20 @@ import trio
 import lightning
 from lightning.blockstore.component import Blockstore
 from lightning.broadcast import Broadcast, DebugLog, register_broadcast_rpc
+from lightning.chain import (
+    EpochDriver,
+    Follower,
+    Orderer,
+    RegistryNodes,
+    RpcBlockSource,
+    RpcForwarder,
+    Sequencer,
+    State,
+    TxPool,
+    register_state_rpc,
+)
+from lightning.chain.component import pause_hook_from_env
+from lightning.clock import SystemWallClock
 from lightning.config import Config
 from lightning.consensus.safety import FileSafetyStore
 from lightning.consensus.service import Consensus
@@ -40,20 +54,6 @@ from lightning.net.rpc import register_net_rpc
 from lightning.net.topology import Topology
 from lightning.rpc import Dispatcher, RpcEndpoint
 from lightning.services import ContentService, ServiceMetrics, VideoService
-from lightning.state import (
-    EpochDriver,
-    Follower,
-    Orderer,
-    RegistryNodes,
-    RpcBlockSource,
-    RpcForwarder,
-    Sequencer,
-    State,
-    SystemWallClock,
-    TxPool,
-    register_state_rpc,
-)
-from lightning.state.component import pause_hook_from_env
 from lightning.sync import BlockGossip, PoolBlockSource, SyncServer
 
 __all__ = ["ComponentCrashed", "Node", "NodeStatus"]
@@ -106,7 +106,7 @@ class Node:
 
         self.blockstore = Blockstore(config.blockstore, home.data / "blockstore", registry=self.registry)
 
-        # Peer-to-peer: the QUIC pool; admission from genesis + allow-list until the state's stakes plug in.
+        # Peer-to-peer: the QUIC pool; admission is the fixed genesis + allow-list set (net/admission.py).
         self.addresses = AddressBook.from_genesis(genesis)
         self.pool = QuicPool(
             config.net,
@@ -119,8 +119,8 @@ class Node:
         self.block_server = BlockServer(self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency)
         self.fetcher = BlockFetcher(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
 
-        # Application state; ordering by the single-node sequencer until consensus lands. Forwarding and block
-        # following go over the orderer's RPC endpoint until the QUIC pool implements TxForwarder / BlockSource.
+        # Application state (lightning/chain/). Transactions are forwarded to the ordering nodes over their JSON-RPC
+        # endpoints (RpcForwarder); the orderer and the block source are chosen below from the genesis committee.
         wall_clock = SystemWallClock()
         self.state = State(
             config.state, home.data / "state", genesis, registry=self.registry, pause_hook=pause_hook_from_env()
@@ -164,8 +164,8 @@ class Node:
             )
         self.epoch_driver = EpochDriver(self.state, self.txpool, keys.node, wall_clock)
 
-        # Gossip (docs/broadcast.md): the peer set from the topology (genesis nodes + allow-list until the registry
-        # plugs in; latencies from the broadcast's pings), signed topic messages deduplicated across restarts.
+        # Gossip (docs/broadcast.md): the peer set from the topology (genesis nodes, allow-list and staked registered
+        # nodes; latencies from the broadcast's pings), signed topic messages deduplicated across restarts.
         def current_epoch() -> int:
             return self.state.epoch() if self.state.running else 0
 
@@ -187,7 +187,7 @@ class Node:
         self.broadcast_debug = DebugLog(self.broadcast)
         # Committed blocks over broadcast: proposers publish, edge nodes verify and execute (lightning/sync/gossip.py).
         self.gossip = BlockGossip(self.state, self.broadcast, node_id=keys.node.public.raw, registry=self.registry)
-        # At each epoch change (lightning/state/hooks.py): the node set from the registry, then the topology from it.
+        # At each epoch change (lightning/chain/hooks.py): the node set from the registry, then the topology from it.
         self.state.epoch_hooks.add(
             "topology", lambda change: (known_nodes.refresh(), self.topology.recompute(change.epoch))
         )

@@ -5,26 +5,9 @@ The format is specified in docs/blockstore-format.md. ``verify`` is the standalo
 node's async face of the store (import it from there: it pulls in trio).
 """
 
-from lightning.blockstore.store import (
-    BlockStore,
-    BlockstoreError,
-    BlockstoreFull,
-    CorruptBlock,
-    CorruptObject,
-    ObjectInfo,
-    StoreStats,
-    UnknownObject,
-)
-from lightning.blockstore.tree import (
-    BlockTree,
-    TreeBuilder,
-    encode_proof_stream,
-    proof_for_block,
-    proof_for_range,
-    root_of_bytes,
-    split_blocks,
-    tree_from_block_hashes,
-)
+from typing import TYPE_CHECKING
+
+from lightning._lazy import lazy_exports
 from lightning.blockstore.verify import (
     BLOCK_SIZE,
     EMPTY_ROOT,
@@ -49,7 +32,29 @@ from lightning.blockstore.verify import (
     verify_range,
     verify_stream,
 )
-from lightning.blockstore.writer import ObjectWriter, VerificationFailed
+
+if TYPE_CHECKING:
+    from lightning.blockstore.store import (
+        BlockStore,
+        BlockstoreError,
+        BlockstoreFull,
+        CorruptBlock,
+        CorruptObject,
+        ObjectInfo,
+        StoreStats,
+        UnknownObject,
+    )
+    from lightning.blockstore.tree import (
+        BlockTree,
+        TreeBuilder,
+        encode_proof_stream,
+        proof_for_block,
+        proof_for_range,
+        root_of_bytes,
+        split_blocks,
+        tree_from_block_hashes,
+    )
+    from lightning.blockstore.writer import ObjectWriter, VerificationFailed
 
 __all__ = [
     "BLOCK_SIZE",
@@ -93,3 +98,27 @@ __all__ = [
     "verify_range",
     "verify_stream",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BlockStore": "store",
+        "BlockstoreError": "store",
+        "BlockstoreFull": "store",
+        "CorruptBlock": "store",
+        "CorruptObject": "store",
+        "ObjectInfo": "store",
+        "StoreStats": "store",
+        "UnknownObject": "store",
+        "BlockTree": "tree",
+        "TreeBuilder": "tree",
+        "encode_proof_stream": "tree",
+        "proof_for_block": "tree",
+        "proof_for_range": "tree",
+        "root_of_bytes": "tree",
+        "split_blocks": "tree",
+        "tree_from_block_hashes": "tree",
+        "ObjectWriter": "writer",
+        "VerificationFailed": "writer",
+    },
+)

@@ -20,7 +20,7 @@ from lightning.blockstore.store import BlockStore, ObjectInfo, StoreStats
 from lightning.blockstore.verify import BLOCK_SIZE, BytesLike
 from lightning.blockstore.writer import UntrustedCore, WriterCore
 from lightning.config import BlockstoreConfig
-from lightning.storage import Job, WriterThread
+from lightning.writer import Job, WriterThread
 
 __all__ = ["AsyncObjectWriter", "Blockstore"]
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -35,16 +35,17 @@ from lightning.broadcast.core import (
 )
 from lightning.broadcast.message import BroadcastError, Topic, sign_message
 from lightning.broadcast.metrics import BroadcastMetrics
-from lightning.broadcast.seen import SeenStore
+from lightning.broadcast.seen_store import SeenStore
+from lightning.clock import WallClock
 from lightning.config import BroadcastConfig
 from lightning.crypto import PublicKey, SigningKey
 from lightning.net.errors import NetError
 from lightning.net.pool import Pool
 from lightning.net.topology import KnownNodes, Topology
 from lightning.net.wire import Scope
-from lightning.storage import WriterThread
+from lightning.writer import WriterThread
 
-__all__ = ["Broadcast", "BroadcastStatistics", "Subscription", "WallClock"]
+__all__ = ["Broadcast", "BroadcastStatistics", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,6 @@ SENDER_DRAIN = 64
 PERSIST_QUEUE = 256
 HOUSEKEEPING_S = 30.0
 BATCH_WINDOW_S = 0.005
-
-
-class WallClock(Protocol):
-    """Unix time in milliseconds (message timestamps and the clock window only)."""
-
-    def now_ms(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ from lightning.broadcast.message import DIGEST_BYTES, InvalidMessage, Message, T
 from lightning.broadcast.seen import SeenCache
 from lightning.config import BroadcastConfig
 from lightning.crypto import PublicKey
-from lightning.net.topology import KnownNodes
+from lightning.net.known import KnownNodes
 
 __all__ = [
     "MAX_BATCH",

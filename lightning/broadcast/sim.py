@@ -24,27 +24,18 @@ import trio
 from lightning.broadcast.component import Broadcast, Subscription
 from lightning.broadcast.core import Received
 from lightning.broadcast.message import Topic
+from lightning.clock import TrioWallClock
 from lightning.config import BroadcastConfig, NetConfig, TopologyConfig
 from lightning.crypto import PublicKey, SigningKey
 from lightning.net.sim import Link, SimNetwork, SimPool
 from lightning.net.topology import GenesisNodes, Topology
 
-__all__ = ["SimCluster", "SimNode", "SimWallClock", "open_broadcast_sim"]
+__all__ = ["SimCluster", "SimNode", "open_broadcast_sim"]
 
 CHAIN_ID = 1
 WALL_BASE_MS = 1_750_000_000_000
 
 Judge = Callable[["SimNode", Received], bool]
-
-
-class SimWallClock:
-    """Wall time that follows trio's clock (a MockClock in simulation)."""
-
-    def __init__(self, base_ms: int = WALL_BASE_MS) -> None:
-        self.base_ms = base_ms
-
-    def now_ms(self) -> int:
-        return self.base_ms + int(trio.current_time() * 1000)
 
 
 @dataclass(eq=False)
@@ -98,7 +89,7 @@ class SimCluster:
         self.topics = tuple(topics)
         self.judge = judge
         self.known = known or GenesisNodes(k.public for k in keys)
-        self.wall_clock = SimWallClock()
+        self.wall_clock = TrioWallClock(WALL_BASE_MS)
         self.nodes = [SimNode(k, root / k.public.hex[:16]) for k in keys]
         self.nursery = nursery
         self._changed = trio.Event()

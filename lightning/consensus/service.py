@@ -1,5 +1,5 @@
 """The trio adapter: runs a :class:`~lightning.consensus.core.Core` for each epoch this node is a committee member
-of, over the pool's consensus scope. It is the node's :class:`~lightning.state.block.Orderer`.
+of, over the pool's consensus scope. It is the node's :class:`~lightning.chain.Orderer`.
 
 One task owns the core: it takes events from a bounded inbox (messages from members, proposal batches) or the core's
 timer, and carries out the outputs in order — persist the safety state (fsync, on a thread) *before* sending anything
@@ -18,6 +18,8 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from lightning.chain import BlockSourceError, State, TxPool
+from lightning.clock import WallClock
 from lightning.config import ConsensusConfig
 from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
 from lightning.consensus.messages import MessageInvalid
@@ -25,11 +27,8 @@ from lightning.consensus.safety import SafetyStore
 from lightning.crypto import PublicKey
 from lightning.home import Keys
 from lightning.net import NetError, Pool, Scope
-from lightning.state.block import Block, BlockMalformed, WallClock, check_timestamp
-from lightning.state.component import State
+from lightning.state.block import Block, BlockMalformed, check_timestamp
 from lightning.state.executor import InvalidBlock, check_header
-from lightning.state.forward import BlockSourceError
-from lightning.state.pool import TxPool
 from lightning.sync.blocks import PoolBlockSource
 
 __all__ = ["Consensus"]

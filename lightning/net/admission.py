@@ -1,11 +1,12 @@
 """Who may connect and use which scope, and where peers are reached.
 
 ARCHITECTURE.md: staked nodes may use the sync, blocks and broadcast scopes; only the epoch's committee may use
-consensus; genesis nodes are admitted from the start. Until the application state exists, :class:`StaticAdmission`
-stands in for it: genesis nodes (consensus: the genesis committee) and a configured allow-list (every scope but
-consensus). The state plugs in later as another :class:`Admission` (its stake table and committee), passed to
-the pool by ``node.py``; the pool asks on every new connection and every incoming stream or message, so a change
-in stakes applies without reconnecting.
+consensus; genesis nodes are admitted from the start. The pool asks its :class:`Admission` on every new connection
+and every incoming stream or message, so a change in the answers applies without reconnecting. Implementations:
+:class:`StaticAdmission`, a fixed set — genesis nodes (consensus: the genesis committee) and a configured allow-list
+(every scope but consensus) — which ``node.py`` passes today; ``lightning.chain.StateAdmission``, the same rules
+read from the state's stakes and current committee (written and tested, not wired into the node yet);
+:class:`OpenAdmission` for tools and tests.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class OpenAdmission:
 
 
 class StaticAdmission:
-    """Genesis nodes and an allow-list, until the application state knows stakes and committees."""
+    """A fixed set: genesis nodes (consensus: the genesis committee) and an allow-list (every scope but consensus)."""
 
     def __init__(
         self, *, nodes: Iterable[PublicKey], committee: Iterable[PublicKey], allow: Iterable[PublicKey] = ()

@@ -19,13 +19,13 @@ made symmetric by taking the smaller of the a→b and b→a measurements; an unm
 ``UNKNOWN_LATENCY_US`` (after every measurement, ties broken by hash), so the result is deterministic with any
 amount of data, down to none.
 
-Inputs now and later. Until the application state and the pinger exist, the node set comes from genesis (plus the
-``[net] allow`` list) and latencies from this node's own RTT measurements (the broadcast's ping/pong frames feed
-:class:`LatencyTable`). Nodes then hold different latency rows and may pick different clusters; the long links
-still agree, a node serves every admitted peer that connects to it, and the broadcast advertises back to peers that
-talk to it, so the union of the choices stays connected. Once latencies come from the registry the inputs agree and
-so do the peer sets. The component recomputes on :meth:`Topology.set_epoch` (the consensus issue calls it at the
-epoch change) and every ``recompute_interval_s`` (fresh measurements while the epoch does not change).
+Inputs. The node set is a :class:`~lightning.net.known.KnownNodes` view (in a running node: the genesis nodes, the
+``[net] allow`` list and every registered node staked at least ``min_stake``, re-read at each epoch change);
+latencies are this node's own RTT measurements (the broadcast's ping/pong frames feed :class:`LatencyTable`). Nodes
+hold different latency rows and may pick different clusters; the long links still agree, a node serves every
+admitted peer that connects to it, and the broadcast advertises back to peers that talk to it, so the union of the
+choices stays connected. The component recomputes on :meth:`Topology.recompute` (the node's epoch hook), on
+:meth:`Topology.set_epoch`, and every ``recompute_interval_s`` (fresh measurements while the epoch does not change).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import blake3
 import trio
 
 from lightning.codec import encode
 from lightning.config import TopologyConfig
-from lightning.crypto import PublicKey, parse_public_key
-from lightning.genesis import Genesis
+from lightning.crypto import PublicKey
+from lightning.net.known import GenesisNodes, KnownNodes
 
 __all__ = [
     "UNKNOWN_LATENCY_US",
@@ -64,38 +64,6 @@ UNKNOWN_LATENCY_US = 10_000_000
 _DOMAIN = b"lightning/topology/v1"
 
 Latency = Mapping[tuple[PublicKey, PublicKey], int]
-
-
-# -- the node set -------------------------------------------------------------------------------------------------
-class KnownNodes(Protocol):
-    """The nodes of the network: who may originate broadcast messages and who the topology connects.
-
-    Genesis provides it now (:class:`GenesisNodes`); the application state's registry plugs in later."""
-
-    def nodes(self) -> frozenset[PublicKey]: ...
-
-    def __contains__(self, node: object) -> bool: ...
-
-
-class GenesisNodes:
-    """The genesis nodes plus an allow-list (``[net] allow``), until the registry knows the staked nodes."""
-
-    def __init__(self, nodes: Iterable[PublicKey]) -> None:
-        self._nodes = frozenset(nodes)
-
-    @classmethod
-    def from_genesis(cls, genesis: Genesis, allow: Iterable[str] = ()) -> GenesisNodes:
-        keys = [parse_public_key(n.node_key) for n in genesis.nodes]
-        return cls([*keys, *(parse_public_key(a) for a in allow)])
-
-    def nodes(self) -> frozenset[PublicKey]:
-        return self._nodes
-
-    def __contains__(self, node: object) -> bool:
-        return node in self._nodes
-
-    def __len__(self) -> int:
-        return len(self._nodes)
 
 
 # -- the pure function --------------------------------------------------------------------------------------------

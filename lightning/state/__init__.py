@@ -1,50 +1,41 @@
-"""Application state: accounts, staking, node registry, epochs and committees, signed transactions, the executor,
-the incremental state root, the mempool, the single-node sequencer and the state's JSON-RPC. See docs/state.md and
-docs/block.md."""
+"""The application state machine: accounts, staking, the node registry, epochs and committees, signed transactions,
+the deterministic executor and the incremental state root with proofs, stored in LMDB. Pure: no trio, sockets,
+threads or clocks of its own (``lightning.chain`` runs it inside a node). See docs/state.md and docs/block.md.
+"""
 
-from lightning.state.block import Block, ChainHead, CommitProof, Orderer, SystemWallClock, TrioWallClock, WallClock
-from lightning.state.component import State
+from typing import TYPE_CHECKING
+
+from lightning._lazy import lazy_exports
+from lightning.state.block import Block, BlockMalformed, ChainHead, CommitProof, quorum
 from lightning.state.executor import InvalidBlock, Receipt
-from lightning.state.follower import Follower
-from lightning.state.forward import BlockSource, RpcBlockSource, RpcForwarder, TxForwarder
-from lightning.state.hooks import EpochChange, EpochHooks, RegistryNodes
-from lightning.state.mempool import TxRejected
-from lightning.state.participant import EpochDriver
-from lightning.state.pool import TxPool
-from lightning.state.rpc import register_state_rpc
-from lightning.state.sequencer import Sequencer
-from lightning.state.store import StateError, StateStore
 from lightning.state.tx import SignedTransaction, Transaction, TxMalformed, decode_transaction, sign_transaction
+
+if TYPE_CHECKING:
+    from lightning.state.store import BlockOutcome, StateError, StateStore
 
 __all__ = [
     "Block",
-    "BlockSource",
+    "BlockMalformed",
+    "BlockOutcome",
     "ChainHead",
     "CommitProof",
-    "EpochChange",
-    "EpochDriver",
-    "EpochHooks",
-    "Follower",
     "InvalidBlock",
-    "Orderer",
     "Receipt",
-    "RegistryNodes",
-    "RpcBlockSource",
-    "RpcForwarder",
-    "Sequencer",
     "SignedTransaction",
-    "State",
     "StateError",
     "StateStore",
-    "SystemWallClock",
     "Transaction",
-    "TrioWallClock",
-    "TxForwarder",
     "TxMalformed",
-    "TxPool",
-    "TxRejected",
-    "WallClock",
     "decode_transaction",
-    "register_state_rpc",
+    "quorum",
     "sign_transaction",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BlockOutcome": "store",
+        "StateError": "store",
+        "StateStore": "store",
+    },
+)

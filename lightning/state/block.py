@@ -1,19 +1,18 @@
-"""The contracts between ordering and execution: Block, CommitProof, ChainHead, the Orderer protocol, the wall clock.
+"""The contracts between ordering and execution: Block, CommitProof, ChainHead, the timestamp rule.
 
-Specified in docs/block.md. A block is ordered by an :class:`Orderer` (the single-node sequencer today, the BFT
-consensus later), proven committed by a :class:`CommitProof`, and executed by every node in height order.
+Specified in docs/block.md. A block is ordered by an orderer (``lightning.chain.Orderer``: the BFT consensus, or the
+single-node sequencer of a one-member committee), proven committed by a :class:`CommitProof`, and executed by every
+node in height order.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import blake3
-import trio
 
 from lightning.codec import CodecError, decode, encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
@@ -25,10 +24,6 @@ __all__ = [
     "BlockMalformed",
     "ChainHead",
     "CommitProof",
-    "Orderer",
-    "SystemWallClock",
-    "TrioWallClock",
-    "WallClock",
     "check_timestamp",
     "quorum",
     "transactions_root",
@@ -276,37 +271,3 @@ def check_timestamp(timestamp_ms: int, parent_ms: int, local_now_ms: int, window
     if timestamp_ms > local_now_ms + window_ms:
         return f"timestamp {timestamp_ms} is more than {window_ms} ms ahead of this node's clock ({local_now_ms})"
     return None
-
-
-class WallClock(Protocol):
-    """Unix time in milliseconds. Read only by a proposer (block timestamps) and by validators (the window)."""
-
-    def now_ms(self) -> int: ...
-
-
-class SystemWallClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-
-class TrioWallClock:
-    """Wall time that follows trio's clock (a ``MockClock`` in simulation): ``base_ms`` at trio time 0."""
-
-    def __init__(self, base_ms: int) -> None:
-        self.base_ms = base_ms
-
-    def now_ms(self) -> int:
-        return self.base_ms + int(trio.current_time() * 1000)
-
-
-class Orderer(Protocol):
-    """Orders transactions into committed blocks. Implemented by the single-node sequencer (``sequencer.py``) and,
-    later, the BFT consensus. An orderer takes transactions from the mempool (``TxPool.ready``), proposes blocks
-    on top of ``Ledger.head()``, and hands each committed block with its proof to ``Ledger.commit``, which executes
-    it; it never executes or stores anything itself."""
-
-    def ordering_nodes(self) -> Sequence[bytes]:
-        """Node ids that currently accept transactions for ordering (where other nodes forward them)."""
-        ...
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...

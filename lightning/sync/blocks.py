@@ -16,11 +16,11 @@ from typing import Any
 
 import trio
 
+from lightning.chain.component import State
+from lightning.chain.forward import BlockSourceError, decode_block_record
 from lightning.crypto import PublicKey
 from lightning.net import BadRequest, NetError, Pool, Scope
 from lightning.state.block import Block, CommitProof
-from lightning.state.component import State
-from lightning.state.forward import BlockSourceError, decode_block_record
 
 __all__ = ["MAX_BLOCKS", "PoolBlockSource", "SyncServer"]
 
@@ -61,7 +61,7 @@ class SyncServer:
 
 
 class PoolBlockSource:
-    """A :class:`~lightning.state.forward.BlockSource` over the sync scope: asks ``node_id`` first, then the other
+    """A :class:`~lightning.chain.forward.BlockSource` over the sync scope: asks ``node_id`` first, then the other
     ``peers()`` in turn when it cannot be reached."""
 
     def __init__(self, pool: Pool, peers: Callable[[], Sequence[bytes]], *, timeout_s: float = 10.0) -> None:

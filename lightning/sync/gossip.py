@@ -39,11 +39,11 @@ import trio
 from prometheus_client import CollectorRegistry, Counter
 
 from lightning.broadcast import Broadcast, BroadcastError, Received, Subscription, Topic
+from lightning.chain.component import State
+from lightning.chain.forward import BlockSourceError, decode_block_record
 from lightning.codec import encode
 from lightning.state.block import Block, BlockMalformed, CommitProof
-from lightning.state.component import State
 from lightning.state.executor import InvalidBlock
-from lightning.state.forward import BlockSourceError, decode_block_record
 from lightning.state.store import BlockOutcome
 
 __all__ = ["BlockGossip", "GossipStatistics", "encode_block_message"]

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightning.chain.forward import decode_block_record
 from lightning.devnet import make_cluster
-from lightning.state.forward import decode_block_record
 from tests.integration.harness import NodeProcess, http_get, rpc, run_cli
 
 TO = "45" * 32

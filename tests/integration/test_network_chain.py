@@ -24,13 +24,13 @@ import blake3
 import pytest
 
 from lightning.blockstore import BLOCK_SIZE, BlockStore, root_of_bytes
+from lightning.chain.forward import decode_block_record
 from lightning.codec import decode, encode
 from lightning.crypto import Domain, SigningKey
 from lightning.devnet import make_cluster
 from lightning.devnet.genesis import ClusterLayout
 from lightning.state.block import quorum
 from lightning.state.epoch import SEED_DOMAIN, select_committee
-from lightning.state.forward import decode_block_record
 from lightning.state.records import u64
 from lightning.state.store import StateStore
 from lightning.state.tx import sign_transaction

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning.blockstore import BLOCK_SIZE
+from lightning.chain.forward import decode_block_record
 from lightning.devnet import make_cluster
-from lightning.state.forward import decode_block_record
 from tests.integration.harness import http_get, rpc, run_cli
 
 PORTS = ("--quic-port", "4300", "--rpc-port", "4240", "--http-port", "4220")

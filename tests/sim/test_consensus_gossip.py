@@ -17,6 +17,9 @@ import trio
 import trio.testing
 
 from lightning.broadcast import Broadcast, Topic
+from lightning.chain import Follower, State, TxPool
+from lightning.chain.forward import decode_block_record
+from lightning.clock import TrioWallClock
 from lightning.config import BroadcastConfig, ConsensusConfig, StateConfig, TopologyConfig
 from lightning.consensus.safety import MemorySafetyStore
 from lightning.consensus.service import Consensus
@@ -24,11 +27,10 @@ from lightning.crypto import Domain
 from lightning.home import Keys
 from lightning.net.sim import SimNetwork, open_sim
 from lightning.net.topology import GenesisNodes, Topology
-from lightning.state import Follower, State, TrioWallClock, TxPool
 from lightning.state.block import Block, CommitProof
-from lightning.state.devchain import DevChain, derive_key
-from lightning.state.forward import LocalForwarder, decode_block_record
 from lightning.sync import BlockGossip, PoolBlockSource, SyncServer, encode_block_message
+from lightning.testing.chain import LocalForwarder
+from lightning.testing.devchain import DevChain, derive_key
 
 GENESIS_MS = 1_700_000_000_000
 

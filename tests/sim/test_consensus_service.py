@@ -11,14 +11,16 @@ import pytest
 import trio
 import trio.testing
 
+from lightning.chain import Follower, State, TxPool
+from lightning.chain.forward import decode_block_record
+from lightning.clock import TrioWallClock
 from lightning.config import ConsensusConfig, StateConfig
 from lightning.consensus.safety import MemorySafetyStore
 from lightning.consensus.service import Consensus
 from lightning.net.sim import open_sim
-from lightning.state import Follower, State, TrioWallClock, TxPool
-from lightning.state.devchain import DevChain
-from lightning.state.forward import LocalForwarder, decode_block_record
 from lightning.sync import PoolBlockSource, SyncServer
+from lightning.testing.chain import LocalForwarder
+from lightning.testing.devchain import DevChain
 
 GENESIS_MS = 1_700_000_000_000
 

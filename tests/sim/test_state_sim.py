@@ -17,14 +17,15 @@ import trio
 import trio.testing
 
 from lightning.amounts import UNIT
+from lightning.chain import EpochDriver, Follower, Sequencer, State, TxPool
+from lightning.chain.mempool import TxRejected
+from lightning.clock import TrioWallClock
 from lightning.config import StateConfig
-from lightning.state import EpochDriver, Follower, Sequencer, State, TrioWallClock, TxPool
-from lightning.state.devchain import DevChain
-from lightning.state.forward import LocalBlockSource, LocalForwarder
-from lightning.state.mempool import TxRejected
 from lightning.state.records import TABLES
 from lightning.state.store import StateStore
 from lightning.state.tx import sign_transaction
+from lightning.testing.chain import LocalBlockSource, LocalForwarder
+from lightning.testing.devchain import DevChain
 
 EPOCH_MS = 20_000
 GENESIS_MS = 1_700_000_000_000

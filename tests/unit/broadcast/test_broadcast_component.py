@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from lightning.broadcast import Broadcast, BroadcastError, DebugLog, Topic, register_broadcast_rpc
 from lightning.broadcast.component import _coalesce
-from lightning.broadcast.sim import SimWallClock, open_broadcast_sim
+from lightning.broadcast.sim import WALL_BASE_MS, open_broadcast_sim
+from lightning.clock import TrioWallClock
 from lightning.config import BroadcastConfig, TopologyConfig
 from lightning.net.sim import SimNetwork
 from lightning.net.topology import GenesisNodes, Topology
@@ -48,7 +49,7 @@ async def test_api_errors(autojump_clock: trio.testing.MockClock, tmp_path: Path
         chain_id=1,
         known=known,
         topology=Topology(TopologyConfig(), pool.node_id, known),
-        wall_clock=SimWallClock(),
+        wall_clock=TrioWallClock(WALL_BASE_MS),
         path=tmp_path / "bc",
         inline=True,
     )

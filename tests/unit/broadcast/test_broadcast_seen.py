@@ -7,7 +7,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lightning.broadcast.seen import SeenCache, SeenStore
+from lightning.broadcast.seen import SeenCache
+from lightning.broadcast.seen_store import SeenStore
 
 
 def d(i: int) -> bytes:

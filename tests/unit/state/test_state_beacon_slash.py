@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from lightning.amounts import UNIT
-from lightning.state.devchain import DevChain
 from lightning.state.epoch import beacon_commitment
 from lightning.state.records import NodeInfo
 from lightning.state.store import StateStore
 from lightning.state.tx import SignedTransaction
+from lightning.testing.devchain import DevChain
 
 FLK = UNIT
 

@@ -12,15 +12,16 @@ import pytest
 import trio
 import trio.testing
 
+from lightning.chain import Follower, State, TxPool, register_state_rpc
+from lightning.chain.admission import StateAdmission
+from lightning.chain.forward import BlockSourceError
+from lightning.clock import TrioWallClock
 from lightning.config import StateConfig
 from lightning.crypto import PublicKey
 from lightning.rpc import Dispatcher
-from lightning.state import Follower, State, TrioWallClock, TxPool, register_state_rpc
-from lightning.state.admission import StateAdmission
 from lightning.state.block import Block, BlockMalformed, CommitProof
-from lightning.state.devchain import DevChain
 from lightning.state.executor import InvalidBlock
-from lightning.state.forward import BlockSourceError
+from lightning.testing.devchain import DevChain
 
 GENESIS_MS = 1_700_000_000_000
 CHAIN = DevChain.create(nodes=3, committee=1, accounts=2, genesis_time_ms=GENESIS_MS)

@@ -10,12 +10,12 @@ import trio
 import trio.testing
 
 from lightning.amounts import UNIT
+from lightning.chain import EpochChange, RegistryNodes, State
 from lightning.config import StateConfig, TopologyConfig
 from lightning.crypto import PublicKey
 from lightning.net.topology import Topology
-from lightning.state import EpochChange, RegistryNodes, State
-from lightning.state.devchain import DevChain, derive_key
 from lightning.state.tx import SignedTransaction
+from lightning.testing.devchain import DevChain, derive_key
 
 FLK = UNIT
 

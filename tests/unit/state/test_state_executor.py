@@ -11,12 +11,12 @@ from lightning.amounts import UNIT
 from lightning.crypto import SigningKey
 from lightning.state import smt
 from lightning.state.block import Block, CommitProof
-from lightning.state.devchain import DevChain, derive_key
 from lightning.state.epoch import beacon_commitment
 from lightning.state.executor import InvalidBlock, Receipt
 from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, SERVED, NodeInfo, u64
 from lightning.state.store import StateError, StateStore
 from lightning.state.tx import SignedTransaction, sign_transaction
+from lightning.testing.devchain import DevChain, derive_key
 
 FLK = UNIT
 

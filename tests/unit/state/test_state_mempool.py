@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from lightning.chain.mempool import Mempool, MempoolLimits, TxRejected
 from lightning.crypto import Domain, SigningKey
-from lightning.state.devchain import DevChain
-from lightning.state.mempool import Mempool, MempoolLimits, TxRejected
 from lightning.state.records import Account
 from lightning.state.tx import SignedTransaction, decode_transaction, sign_transaction
+from lightning.testing.devchain import DevChain
 
 CHAIN = DevChain.create(accounts=4)
 A, B, C = CHAIN.accounts[0], CHAIN.accounts[1], CHAIN.accounts[2]

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from lightning.amounts import UNIT
 from lightning.state import smt
-from lightning.state.devchain import DevChain
 from lightning.state.records import TABLES, StateView
 from lightning.state.store import StateStore
 from lightning.state.tx import SignedTransaction, sign_transaction
+from lightning.testing.devchain import DevChain
 
 ACCOUNTS = 3
 NODES = 2

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lightning.chain.forward import BlockSourceError, decode_block_record
 from lightning.codec import decode, encode
 from lightning.crypto import Domain, SigningKey
 from lightning.state.block import (
@@ -22,7 +23,6 @@ from lightning.state.block import (
     quorum,
     transactions_root,
 )
-from lightning.state.forward import BlockSourceError, decode_block_record
 from lightning.state.tx import MAX_TX_BYTES, TxMalformed, check_signature, decode_transaction, sign_transaction
 
 KEY = SigningKey(bytes(range(32)))

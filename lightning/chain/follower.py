@@ -1,7 +1,7 @@
 """The follower: executes blocks ordered by another node, after checking their commit proofs.
 
 While this node is not the orderer, it asks the ordering node (committee member 0 of the current epoch) for the
-blocks after its head through a :class:`~lightning.state.forward.BlockSource` (a long poll), and for each one checks
+blocks after its head through a :class:`~lightning.chain.forward.BlockSource` (a long poll), and for each one checks
 the commit proof against the epoch's committee, the timestamp window against its own wall clock, and then executes
 it (the executor checks parent, height, previous state root and the rest). A peer that sends a bad block is logged
 by node id and retried after a back-off; nothing from it is applied.
@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from lightning.state.block import BlockMalformed, WallClock, check_timestamp
-from lightning.state.component import State
+from lightning.chain.component import State
+from lightning.chain.forward import BlockSource, BlockSourceError
+from lightning.clock import WallClock
+from lightning.state.block import BlockMalformed, check_timestamp
 from lightning.state.executor import InvalidBlock
-from lightning.state.forward import BlockSource, BlockSourceError
 
 __all__ = ["Follower"]
 

@@ -1,7 +1,7 @@
 """A minimal async JSON-RPC 2.0 client over HTTP/1.1 (trio + h11), used to reach another node's RPC endpoint.
 
-Only the stand-ins for the QUIC pool use it (transaction forwarding and block following, see forward.py). One
-request per connection; every call has a deadline and a response size limit.
+Used by ``lightning.chain.forward`` (forwarding transactions to the ordering nodes, and following a one-member
+committee's blocks) and by tools. One request per connection; every call has a deadline and a response size limit.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The state as a node component: the store behind one writer thread, inline reads, and the Ledger the orderers use.
+"""The state as a node component: the store behind one writer thread, inline reads, commits for the orderers.
 
-Blocks are executed and committed on the writer thread (``storage.WriterThread``; inline in simulation); reads run on
+Blocks are executed and committed on the writer thread (``lightning.writer``; inline in simulation); reads run on
 the caller's thread in their own LMDB read transactions. After each commit the in-memory head is replaced, commit
 listeners run (the mempool prunes), and tasks waiting for a new head or a receipt wake up.
 
@@ -21,14 +21,14 @@ from pathlib import Path
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from lightning.chain.hooks import EpochChange, EpochHooks
 from lightning.config import StateConfig
 from lightning.genesis import Genesis
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Receipt
-from lightning.state.hooks import EpochChange, EpochHooks
 from lightning.state.records import Account, Committee, EpochInfo, NodeInfo, StateView
 from lightning.state.store import BlockOutcome, StateStore
-from lightning.storage import WriterThread
+from lightning.writer import WriterThread
 
 __all__ = ["State", "pause_hook_from_env"]
 
@@ -224,7 +224,8 @@ class State:
             return v.epoch_info(v.epoch if epoch is None else epoch)
 
     def leader(self) -> bytes:
-        """The node that orders blocks this epoch until consensus lands: committee member 0."""
+        """Committee member 0 of the current epoch: the single-node sequencer's orderer, and the node an edge node
+        following a one-member committee fetches blocks from."""
         return self.committee().members[0]
 
     def consensus_keys(self, epoch: int) -> list[bytes]:

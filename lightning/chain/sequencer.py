@@ -1,6 +1,7 @@
-"""The single-node sequencer: an :class:`~lightning.state.block.Orderer` that lets one node order blocks alone.
+"""The single-node sequencer: the :class:`~lightning.chain.orderer.Orderer` of a chain whose committee has one member.
 
-Until the BFT consensus lands, committee member 0 of the current epoch orders: whenever the pool holds executable
+``node.py`` runs it when the genesis committee has one member (several run ``lightning.consensus.Consensus``).
+Committee member 0 of the current epoch orders: whenever the pool holds executable
 transactions it cuts a block of up to ``max_block_transactions`` on the current head, timestamped
 ``max(wall clock, parent timestamp)``, signs a ``kind="sequencer"`` commit proof with its consensus key, and commits
 it to the state; then it waits ``block_time_s`` before the next block, so transactions arriving meanwhile share one.
@@ -15,10 +16,11 @@ from collections.abc import Sequence
 
 import trio
 
+from lightning.chain.component import State
+from lightning.chain.txpool import TxPool
+from lightning.clock import WallClock
 from lightning.home import Keys
-from lightning.state.block import Block, CommitProof, WallClock
-from lightning.state.component import State
-from lightning.state.pool import TxPool
+from lightning.state.block import Block, CommitProof
 
 __all__ = ["Sequencer"]
 

@@ -15,13 +15,13 @@ import logging
 import blake3
 import trio
 
+from lightning.chain.component import State
+from lightning.chain.mempool import TxRejected
+from lightning.chain.txpool import TxPool
+from lightning.clock import WallClock
 from lightning.codec import encode
 from lightning.crypto import Domain, SigningKey
-from lightning.state.block import WallClock
-from lightning.state.component import State
 from lightning.state.epoch import beacon_commitment
-from lightning.state.mempool import TxRejected
-from lightning.state.pool import TxPool
 from lightning.state.records import BEACON, EPOCH_VOTES, u64
 from lightning.state.tx import sign_transaction
 

@@ -1,33 +1,27 @@
-"""Seams to the network: forwarding transactions to the orderer, and fetching committed blocks from it.
+"""Seams to the network: forwarding transactions to the ordering nodes, and fetching committed blocks.
 
-Until the QUIC connection pool (``lightning/net/``) carries these, both go over the ordering node's JSON-RPC
-endpoint, found in the node registry (host and ``ports.rpc``; genesis nodes publish ``rpc_port`` from the genesis).
-The pool will implement :class:`TxForwarder` and :class:`BlockSource` and ``node.py`` will pass those instead; no
-other code changes.
+Two protocols, :class:`TxForwarder` and :class:`BlockSource`, and their JSON-RPC implementations, which reach a node's
+RPC endpoint as the registry publishes it (host and ``ports.rpc``; genesis nodes publish ``rpc_port`` from the
+genesis). ``node.py`` forwards every transaction with :class:`RpcForwarder`; with a one-member committee edge nodes
+follow with :class:`RpcBlockSource`, with several they follow over the pool's sync scope
+(``lightning.sync.PoolBlockSource``). In-process implementations for tests: ``lightning/testing/chain.py``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
-
-import trio
+from typing import Any, Protocol
 
 from lightning.codec import CodecError, decode
 from lightning.errors import LightningError
+from lightning.rpc.client import RpcClientError, rpc_batch, rpc_request
 from lightning.state.block import Block, BlockMalformed, CommitProof
-from lightning.state.rpc_client import RpcClientError, rpc_batch, rpc_request
-
-if TYPE_CHECKING:
-    from lightning.state.component import State
 
 __all__ = [
     "BlockSource",
     "BlockSourceError",
     "ForwardError",
-    "LocalBlockSource",
-    "LocalForwarder",
     "RpcBlockSource",
     "RpcForwarder",
     "TxForwarder",
@@ -124,46 +118,4 @@ class RpcBlockSource:
             except (TypeError, ValueError):
                 raise BlockSourceError(f"{url}: a block record is not hex") from None
             out.append(decode_block_record(raw))
-        return out
-
-
-class LocalForwarder:
-    """In-process forwarding between the pools of simulated nodes (``node id -> submit(raw)``)."""
-
-    def __init__(self, submitters: dict[bytes, Callable[..., object]]) -> None:
-        """``submitters[node_id](raw, forward=False)`` admits a transaction at that node (its pool's ``submit``)."""
-        self._submitters = submitters
-
-    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
-        await trio.lowlevel.checkpoint()
-        submit = self._submitters.get(node_id)
-        if submit is None:
-            raise ForwardError(f"no simulated node {node_id.hex()[:16]}…")
-        for raw in raw_txs:
-            try:
-                submit(raw, forward=False)
-            except LightningError as exc:  # refused there (as over RPC, the others still go)
-                logger.debug("node %s… refused a forwarded transaction: %s", node_id.hex()[:16], exc)
-
-
-class LocalBlockSource:
-    """In-process block fetching between simulated nodes (``node id -> State``)."""
-
-    def __init__(self, states: dict[bytes, State]) -> None:
-        self._states = states
-
-    async def fetch_blocks(
-        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
-    ) -> list[tuple[Block, CommitProof]]:
-        source = self._states.get(node_id)
-        if source is None or not source.running:
-            raise BlockSourceError(f"no running simulated node {node_id.hex()[:16]}…")
-        with trio.move_on_after(wait_s):
-            await source.wait_head_change(start - 1)
-        out = []
-        for height in range(start, min(start + max_blocks, source.head().height + 1)):
-            raw = source.store.block_record(height)
-            assert raw is not None
-            out.append(decode_block_record(raw))
-        await trio.lowlevel.checkpoint()
         return out

@@ -2,7 +2,7 @@
 
 Every node admits transactions (``flk_send_txn``) into its own mempool. If this node orders blocks now, the orderer
 takes them from here; otherwise each admitted transaction is also forwarded to the ordering nodes through the
-:class:`~lightning.state.forward.TxForwarder` (a bounded queue; a full queue or a failed forward is logged and the
+:class:`~lightning.chain.forward.TxForwarder` (a bounded queue; a full queue or a failed forward is logged and the
 transaction stays pending here, where it still counts for ``next_nonce``). When the ordering nodes change (an epoch
 change), everything pending here is forwarded to the new ones. Executed blocks prune the pool on every
 node, because every node executes every block.
@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 import trio
 from prometheus_client import CollectorRegistry, Gauge
 
+from lightning.chain.component import State
+from lightning.chain.forward import ForwardError, TxForwarder
+from lightning.chain.mempool import Mempool, MempoolLimits, MempoolStats, TxRejected
 from lightning.config import StateConfig
-from lightning.state.component import State
-from lightning.state.forward import ForwardError, TxForwarder
-from lightning.state.mempool import Mempool, MempoolLimits, MempoolStats, TxRejected
 from lightning.state.store import BlockOutcome
 from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import trio
 
+from lightning.chain.component import State
+from lightning.chain.mempool import TxRejected
+from lightning.chain.txpool import TxPool
 from lightning.codec import encode
 from lightning.crypto import parse_public_key
 from lightning.errors import LightningError
 from lightning.rpc import Dispatcher, RpcError
 from lightning.rpc.jsonrpc import INVALID_PARAMS
-from lightning.state.component import State
 from lightning.state.executor import Receipt
-from lightning.state.mempool import TxRejected
 from lightning.state.methods import AMOUNT_PARAMS
-from lightning.state.pool import TxPool
 from lightning.state.records import TABLES, NodeInfo
 from lightning.state.store import StateError
 

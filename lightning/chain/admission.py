@@ -3,16 +3,16 @@
 Genesis nodes and nodes staked at least ``min_stake`` may hold connections and use every scope but consensus; the
 consensus scope is for the current epoch's committee (ARCHITECTURE.md, "Identity and signatures"). Answers come from
 the last executed block and are recomputed when the head moves, so a stake or committee change applies without
-reconnecting. ``node.py`` passes this to the pool in place of ``StaticAdmission`` once the pool runs.
+reconnecting. Not wired into the node yet: ``node.py`` passes the pool a ``StaticAdmission`` (genesis + allow-list).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lightning.chain.component import State
 from lightning.crypto import PublicKey, parse_public_key
 from lightning.genesis import Genesis
-from lightning.state.component import State
 
 __all__ = ["StateAdmission"]
 

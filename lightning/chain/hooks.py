@@ -1,14 +1,14 @@
 """What runs when the epoch changes, and the node set the registry gives the topology and the broadcast.
 
-:class:`EpochHooks` is a small registry of named callbacks that :class:`~lightning.state.component.State` fires on the
+:class:`EpochHooks` is a small registry of named callbacks that :class:`~lightning.chain.component.State` fires on the
 trio thread after it commits a block that changed the epoch (the ChangeEpoch quorum, docs/state.md), in the order they
 were added, once per change, with an :class:`EpochChange`. Hooks run after the block is durable and must not block;
 an exception from one propagates out of ``State.commit`` (a bug, not a peer's doing). Changes to the state itself at
-the epoch change (slashing, and later rewards) belong to the executor's transition (``epoch.py``), which every node
-runs deterministically; hooks are for local reactions: recompute the topology, refresh caches, and later the
-reputation and rewards components' own bookkeeping.
+the epoch change (committee selection, reputation scores, slashing non-revealers) belong to the executor's
+transition (``lightning/state/epoch.py``), which every node runs deterministically; hooks are for local reactions:
+the node re-reads the registry and recomputes the topology.
 
-:class:`RegistryNodes` is the :class:`lightning.net.topology.KnownNodes` of a running chain: the genesis nodes and the
+:class:`RegistryNodes` is the :class:`lightning.net.known.KnownNodes` of a running chain: the genesis nodes and the
 ``[net] allow`` list, plus every registered node staked at least ``min_stake``, read from the state once per epoch.
 """
 
@@ -23,7 +23,7 @@ from lightning.crypto import PublicKey, parse_public_key
 from lightning.genesis import Genesis
 
 if TYPE_CHECKING:
-    from lightning.state.component import State
+    from lightning.chain.component import State
 
 __all__ = ["EpochChange", "EpochHook", "EpochHooks", "RegistryNodes"]
 

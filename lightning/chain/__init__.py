@@ -1,0 +1,48 @@
+"""What drives the state machine inside a node: the state as a trio component (one LMDB writer thread, inline reads,
+commit listeners and epoch hooks), the mempool and transaction pool, forwarding, the single-node sequencer, following
+committed blocks, the epoch participant (beacon and ChangeEpoch), peer admission and the node set from the registry,
+and the state's JSON-RPC methods. The rules themselves live in ``lightning.state``; see docs/state.md and
+docs/block.md.
+"""
+
+from lightning.chain.admission import StateAdmission
+from lightning.chain.component import State
+from lightning.chain.follower import Follower
+from lightning.chain.forward import (
+    BlockSource,
+    BlockSourceError,
+    ForwardError,
+    RpcBlockSource,
+    RpcForwarder,
+    TxForwarder,
+)
+from lightning.chain.hooks import EpochChange, EpochHooks, RegistryNodes
+from lightning.chain.mempool import Mempool, MempoolLimits, TxRejected
+from lightning.chain.orderer import Orderer
+from lightning.chain.participant import EpochDriver
+from lightning.chain.rpc import register_state_rpc
+from lightning.chain.sequencer import Sequencer
+from lightning.chain.txpool import TxPool
+
+__all__ = [
+    "BlockSource",
+    "BlockSourceError",
+    "EpochChange",
+    "EpochDriver",
+    "EpochHooks",
+    "Follower",
+    "ForwardError",
+    "Mempool",
+    "MempoolLimits",
+    "Orderer",
+    "RegistryNodes",
+    "RpcBlockSource",
+    "RpcForwarder",
+    "Sequencer",
+    "State",
+    "StateAdmission",
+    "TxForwarder",
+    "TxPool",
+    "TxRejected",
+    "register_state_rpc",
+]

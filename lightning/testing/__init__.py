@@ -1,0 +1,1 @@
+"""Helpers for tests, simulations and benchmarks (deterministic chains with known keys); never used by a node."""

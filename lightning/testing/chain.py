@@ -1,0 +1,59 @@
+"""In-process chain seams between simulated nodes: forwarding into another node's pool, fetching from its state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+
+from lightning.chain.component import State
+from lightning.chain.forward import BlockSourceError, ForwardError, decode_block_record
+from lightning.errors import LightningError
+from lightning.state.block import Block, CommitProof
+
+__all__ = ["LocalBlockSource", "LocalForwarder"]
+
+logger = logging.getLogger(__name__)
+
+
+class LocalForwarder:
+    """In-process forwarding between the pools of simulated nodes (``node id -> submit(raw)``)."""
+
+    def __init__(self, submitters: dict[bytes, Callable[..., object]]) -> None:
+        """``submitters[node_id](raw, forward=False)`` admits a transaction at that node (its pool's ``submit``)."""
+        self._submitters = submitters
+
+    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
+        await trio.lowlevel.checkpoint()
+        submit = self._submitters.get(node_id)
+        if submit is None:
+            raise ForwardError(f"no simulated node {node_id.hex()[:16]}…")
+        for raw in raw_txs:
+            try:
+                submit(raw, forward=False)
+            except LightningError as exc:  # refused there (as over RPC, the others still go)
+                logger.debug("node %s… refused a forwarded transaction: %s", node_id.hex()[:16], exc)
+
+
+class LocalBlockSource:
+    """In-process block fetching between simulated nodes (``node id -> State``)."""
+
+    def __init__(self, states: dict[bytes, State]) -> None:
+        self._states = states
+
+    async def fetch_blocks(
+        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+    ) -> list[tuple[Block, CommitProof]]:
+        source = self._states.get(node_id)
+        if source is None or not source.running:
+            raise BlockSourceError(f"no running simulated node {node_id.hex()[:16]}…")
+        with trio.move_on_after(wait_s):
+            await source.wait_head_change(start - 1)
+        out = []
+        for height in range(start, min(start + max_blocks, source.head().height + 1)):
+            raw = source.store.block_record(height)
+            assert raw is not None
+            out.append(decode_block_record(raw))
+        await trio.lowlevel.checkpoint()
+        return out
