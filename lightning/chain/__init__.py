@@ -5,24 +5,29 @@ and the state's JSON-RPC methods. The rules themselves live in ``lightning.state
 docs/block.md.
 """
 
-from lightning.chain.admission import StateAdmission
-from lightning.chain.component import State
-from lightning.chain.follower import Follower
-from lightning.chain.forward import (
-    BlockSource,
-    BlockSourceError,
-    ForwardError,
-    RpcBlockSource,
-    RpcForwarder,
-    TxForwarder,
-)
-from lightning.chain.hooks import EpochChange, EpochHooks, RegistryNodes
-from lightning.chain.mempool import Mempool, MempoolLimits, TxRejected
-from lightning.chain.orderer import Orderer
-from lightning.chain.participant import EpochDriver
-from lightning.chain.rpc import register_state_rpc
-from lightning.chain.sequencer import Sequencer
-from lightning.chain.txpool import TxPool
+from typing import TYPE_CHECKING
+
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.chain.admission import StateAdmission
+    from lightning.chain.component import State
+    from lightning.chain.follower import Follower
+    from lightning.chain.forward import (
+        BlockSource,
+        BlockSourceError,
+        ForwardError,
+        RpcBlockSource,
+        RpcForwarder,
+        TxForwarder,
+    )
+    from lightning.chain.hooks import EpochChange, EpochHooks, RegistryNodes
+    from lightning.chain.mempool import Mempool, MempoolLimits, TxRejected
+    from lightning.chain.orderer import Orderer
+    from lightning.chain.participant import EpochDriver
+    from lightning.chain.rpc import register_state_rpc
+    from lightning.chain.sequencer import Sequencer
+    from lightning.chain.txpool import TxPool
 
 __all__ = [
     "BlockSource",
@@ -46,3 +51,29 @@ __all__ = [
     "TxRejected",
     "register_state_rpc",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "StateAdmission": "admission",
+        "State": "component",
+        "Follower": "follower",
+        "BlockSource": "forward",
+        "BlockSourceError": "forward",
+        "ForwardError": "forward",
+        "RpcBlockSource": "forward",
+        "RpcForwarder": "forward",
+        "TxForwarder": "forward",
+        "EpochChange": "hooks",
+        "EpochHooks": "hooks",
+        "RegistryNodes": "hooks",
+        "Mempool": "mempool",
+        "MempoolLimits": "mempool",
+        "TxRejected": "mempool",
+        "Orderer": "orderer",
+        "EpochDriver": "participant",
+        "register_state_rpc": "rpc",
+        "Sequencer": "sequencer",
+        "TxPool": "txpool",
+    },
+)
