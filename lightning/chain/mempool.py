@@ -1,8 +1,9 @@
 """The mempool core (sans-IO): admission checks, a bounded pool with per-sender limits, ready transactions in order.
 
 Admission (:meth:`Mempool.add`) checks what can be checked against the current state without executing: structure,
-chain id, signature, the nonce window ``(state nonce, state nonce + max_per_sender]``, and that the sender's balance
-covers the amount a transfer or stake moves. The executor re-checks everything; admission only keeps junk out.
+chain id, signature, the nonce window ``(state nonce, state nonce + max_per_sender]``, and that the sender's
+balance covers the amount the method spends (``Method.spends`` in the state's registry). The executor re-checks
+everything; admission only keeps junk out.
 
 :meth:`Mempool.ready` yields, for each sender, the run of consecutive nonces that starts right after its state
 nonce, merged across senders in arrival order; a transaction behind a nonce gap waits (until it expires). After a
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from lightning.errors import LightningError
 from lightning.state.records import Account
+from lightning.state.registry import METHODS
 from lightning.state.tx import SignedTransaction, check_signature
 
 __all__ = ["Mempool", "MempoolLimits", "MempoolStats", "TxRejected"]
@@ -95,7 +97,7 @@ class Mempool:
             raise TxRejected(
                 "nonce_too_high", f"nonce {stx.nonce} is beyond the window: at most {account.nonce + window} accepted"
             )
-        amount = tx.args.get("amount", 0) if tx.method in ("transfer", "stake") else 0
+        amount = METHODS[tx.method].spent(tx.args)
         if amount > account.balance:
             raise TxRejected("insufficient_balance", f"insufficient balance: {account.balance} does not cover {amount}")
         bad = check_signature(stx)

@@ -26,7 +26,7 @@ from typing import Any
 import blake3
 
 from lightning.state.block import quorum
-from lightning.state.executor import Handler, Revert, TxContext
+from lightning.state.method import Revert, TxContext, method
 from lightning.state.records import (
     BEACON,
     EPOCH_VOTES,
@@ -40,9 +40,10 @@ from lightning.state.records import (
     StateView,
     u64,
 )
+from lightning.state.schema import EPOCH, KEY, U64, ListOf, MapOf, integer
 
 __all__ = [
-    "EPOCH_HANDLERS",
+    "METHODS",
     "advance_epoch",
     "beacon_commitment",
     "reputation_score",
@@ -51,6 +52,17 @@ __all__ = [
 ]
 
 SEED_DOMAIN = b"lightning/committee-seed/v1\x00"
+MAX_MEASUREMENTS = 1024
+
+MEASUREMENT = MapOf(
+    {
+        "node": KEY,
+        "latency_ms": integer(0, 3_600_000),
+        "uptime_pct": integer(0, 100),
+        "bytes_served": U64,
+        "requests": U64,
+    }
+)
 
 
 def _h(data: bytes) -> bytes:
@@ -77,6 +89,12 @@ def _current_epoch(ctx: TxContext, epoch: int) -> EpochInfo:
     return info
 
 
+@method(
+    "change_epoch",
+    MapOf({"epoch": EPOCH}),
+    sender="node key of a current committee member",
+    rule="epoch is current; block time ≥ planned end; one vote each; a quorum changes the epoch",
+)
 def change_epoch(ctx: TxContext, args: dict[str, Any]) -> None:
     committee = _committee_member(ctx)
     info = _current_epoch(ctx, args["epoch"])
@@ -91,6 +109,12 @@ def change_epoch(ctx: TxContext, args: dict[str, Any]) -> None:
         advance_epoch(ctx.view, ctx.timestamp_ms)
 
 
+@method(
+    "beacon_commit",
+    MapOf({"epoch": EPOCH, "commitment": KEY}),
+    sender="committee member (node key)",
+    rule="current epoch, first half (block time); once",
+)
 def beacon_commit(ctx: TxContext, args: dict[str, Any]) -> None:
     _committee_member(ctx)
     info = _current_epoch(ctx, args["epoch"])
@@ -102,6 +126,12 @@ def beacon_commit(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.view.put_row(BEACON, key, BeaconEntry(args["commitment"]).to_wire())
 
 
+@method(
+    "beacon_reveal",
+    MapOf({"epoch": EPOCH, "reveal": KEY}),
+    sender="committee member (node key)",
+    rule="second half; `blake3(reveal) == commitment`; once",
+)
 def beacon_reveal(ctx: TxContext, args: dict[str, Any]) -> None:
     _committee_member(ctx)
     info = _current_epoch(ctx, args["epoch"])
@@ -119,6 +149,12 @@ def beacon_reveal(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.view.put_row(BEACON, key, BeaconEntry(entry.commitment, args["reveal"]).to_wire())
 
 
+@method(
+    "submit_reputation_measurements",
+    MapOf({"epoch": EPOCH, "measurements": ListOf(MEASUREMENT, MAX_MEASUREMENTS, unique_by="node")}),
+    sender="node key of a node with stake ≥ `min_stake`",
+    rule="current epoch; subjects registered, not itself; once per (reporter, subject, epoch); adds to `served`",
+)
 def submit_reputation_measurements(ctx: TxContext, args: dict[str, Any]) -> None:
     reporter = ctx.sender
     node = ctx.view.node(reporter)
@@ -235,9 +271,9 @@ def advance_epoch(view: StateView, timestamp_ms: int) -> None:
     view.set_meta("epoch", e + 1)
 
 
-EPOCH_HANDLERS: dict[str, Handler] = {
-    "change_epoch": change_epoch,
-    "beacon_commit": beacon_commit,
-    "beacon_reveal": beacon_reveal,
-    "submit_reputation_measurements": submit_reputation_measurements,
-}
+METHODS = (
+    change_epoch,
+    beacon_commit,
+    beacon_reveal,
+    submit_reputation_measurements,
+)

@@ -41,7 +41,9 @@ import blake3
 
 from lightning.errors import LightningError
 from lightning.state.block import Block, ChainHead
+from lightning.state.method import Revert, TxContext
 from lightning.state.records import KV, MISSING, Account, StateView, encode_record
+from lightning.state.registry import METHODS
 from lightning.state.tx import SignedTransaction, TxMalformed, check_signature, decode_transaction
 
 __all__ = [
@@ -49,22 +51,12 @@ __all__ = [
     "InvalidBlock",
     "Overlay",
     "Receipt",
-    "Revert",
-    "TxContext",
     "execute_block",
 ]
 
 
 class InvalidBlock(LightningError):
     """A block that does not extend the current head or breaks a block-level rule; nothing was applied."""
-
-
-class Revert(Exception):  # control flow inside the executor, never escapes it
-    """Raised by a method handler: the transaction fails with ``reason``; only its nonce bump remains."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class _Record:
@@ -165,51 +157,11 @@ class Receipt:
         return cls(**v)
 
 
-@dataclass
-class TxContext:
-    """What a method handler sees: typed state (a child overlay), the authenticated sender, the block's time."""
-
-    view: StateView
-    sender: bytes
-    timestamp_ms: int
-    height: int
-
-    @property
-    def epoch(self) -> int:
-        return self.view.epoch
-
-    def param(self, name: str) -> int:
-        return self.view.param(name)
-
-    def debit(self, address: bytes, amount: int) -> None:
-        acct = self.view.account(address)
-        if acct.balance < amount:
-            raise Revert(f"insufficient balance: {address.hex()[:16]}… has {acct.balance}, needs {amount}")
-        self.view.set_account(address, Account(acct.balance - amount, acct.nonce))
-
-    def credit(self, address: bytes, amount: int) -> None:
-        acct = self.view.account(address)
-        self.view.set_account(address, Account(acct.balance + amount, acct.nonce))
-
-    def adjust_supply(self, delta: int) -> None:
-        self.view.set_meta("supply", self.view.meta("supply", 0) + delta)
-
-
-Handler = Callable[[TxContext, dict[str, Any]], None]
-
-
 @dataclass(frozen=True)
 class Execution:
     writes: dict[tuple[str, bytes], bytes | None]
     receipts: tuple[Receipt, ...]
     epoch: int  # the state's epoch after the block
-
-
-def _handlers() -> dict[str, Handler]:
-    from lightning.state.epoch import EPOCH_HANDLERS
-    from lightning.state.methods import HANDLERS
-
-    return {**HANDLERS, **EPOCH_HANDLERS}
 
 
 def check_header(view: StateView, head: ChainHead, block: Block) -> None:
@@ -241,11 +193,10 @@ def execute_block(base: KV, head: ChainHead, block: Block, *, on_tx: Callable[[i
     overlay = Overlay(base)
     view = StateView(overlay)
     check_header(view, head, block)
-    handlers = _handlers()
     chain_id = view.meta("chain_id")
     receipts = []
     for index, raw in enumerate(block.txs):
-        receipts.append(_apply(overlay, view, handlers, chain_id, block, index, raw))
+        receipts.append(_apply(overlay, view, chain_id, block, index, raw))
         if on_tx is not None:
             on_tx(index)
     return Execution(overlay.writes, tuple(receipts), view.epoch)
@@ -254,7 +205,6 @@ def execute_block(base: KV, head: ChainHead, block: Block, *, on_tx: Callable[[i
 def _apply(
     overlay: Overlay,
     view: StateView,
-    handlers: dict[str, Handler],
     chain_id: int,
     block: Block,
     index: int,
@@ -277,17 +227,15 @@ def _apply(
     if stx.nonce != acct.nonce + 1:
         return invalid(f"nonce {stx.nonce}, expected {acct.nonce + 1}")
     view.set_account(stx.sender, Account(acct.balance, stx.nonce))
-    return _run_method(overlay, handlers, block, index, stx)
+    return _run_method(overlay, block, index, stx)
 
 
-def _run_method(
-    overlay: Overlay, handlers: dict[str, Handler], block: Block, index: int, stx: SignedTransaction
-) -> Receipt:
+def _run_method(overlay: Overlay, block: Block, index: int, stx: SignedTransaction) -> Receipt:
     child = overlay.child()
     ctx = TxContext(StateView(child), stx.sender, block.timestamp_ms, block.height)
     status, reason = "ok", ""
     try:
-        handlers[stx.tx.method](ctx, stx.tx.args)
+        METHODS[stx.tx.method].handler(ctx, stx.tx.args)
     except Revert as r:
         status, reason = "reverted", r.reason
     else:

@@ -1,8 +1,10 @@
 """Transaction methods on accounts, stakes, the node registry, content, params and slashing (epoch ones: epoch.py).
 
-Each handler gets a :class:`TxContext` (the sender is authenticated and its nonce already consumed) and the
-method's arguments (already type-checked by ``tx.py``), and raises :class:`Revert` with a reason when a rule of the
-state forbids the call. Rules and their parameters are documented in docs/state.md.
+Each ``@method`` entry names its argument schema, who signs it, its rule and what it spends (``method.py``); the
+handler gets a :class:`TxContext` (the sender is authenticated and its nonce already consumed) and the method's
+arguments (already checked against the schema by ``tx.py``), and raises :class:`Revert` with a reason when a rule of
+the state forbids the call. Every entry is listed in ``METHODS`` (``registry.py`` collects them); docs/state.md's
+method table is generated from them.
 """
 
 from __future__ import annotations
@@ -10,12 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lightning.state.executor import Handler, Revert, TxContext
+from lightning.amounts import MAX_AMOUNT
+from lightning.state.method import Revert, TxContext, method
 from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, MINTS, NodeInfo, Ports
+from lightning.state.schema import AMOUNT, KEY, PORT, ListOf, MapOf, boolean, byte_string, integer, text
 
-__all__ = ["HANDLERS", "PARAM_RULES", "check_param"]
+__all__ = ["AMOUNT_PARAMS", "METHODS", "PARAM_RULES", "check_param"]
 
 MAX_PROVIDERS = 1024
+MAX_CONTENT_UPDATES = 256
+MAX_CID_BYTES = 128
+MAX_HOST_CHARS = 253
+MAX_EVIDENCE_BYTES = 16 * 1024
+
+PORTS = MapOf({"quic": PORT, "http": PORT, "pinger": PORT}, {"rpc": PORT})
+CONTENT_UPDATE = MapOf({"root": KEY, "remove": boolean}, {"cid": byte_string(max_len=MAX_CID_BYTES)})
 
 
 def _short(b: bytes) -> str:
@@ -23,11 +34,24 @@ def _short(b: bytes) -> str:
 
 
 # -- accounts ---------------------------------------------------------------------------------------------------
+@method(
+    "transfer",
+    MapOf({"to": KEY, "amount": AMOUNT}),
+    sender="any",
+    rule="balance ≥ amount",
+    spends="amount",
+)
 def transfer(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.debit(ctx.sender, args["amount"])
     ctx.credit(args["to"], args["amount"])
 
 
+@method(
+    "mint",
+    MapOf({"to": KEY, "amount": AMOUNT}),
+    sender="the genesis `faucet`",
+    rule="this epoch's mints to `to` + amount ≤ `faucet_mint_per_epoch`; supply grows",
+)
 def mint(ctx: TxContext, args: dict[str, Any]) -> None:
     faucet = ctx.view.meta("faucet", b"")
     if not faucet or ctx.sender != faucet:
@@ -53,6 +77,20 @@ def _owned_node(ctx: TxContext, node_id: bytes) -> NodeInfo:
     return node
 
 
+@method(
+    "stake",
+    MapOf(
+        {"node": KEY, "amount": AMOUNT},
+        {"consensus_key": KEY, "host": text(MAX_HOST_CHARS), "ports": PORTS},
+    ),
+    sender="owner",
+    rule=(
+        "first stake registers the node (keys unused anywhere, consensus ≠ node key; participation `false`, "
+        "owner = sender); later stakes by the owner only, may update host/ports, never the consensus key; "
+        "balance ≥ amount"
+    ),
+    spends="amount",
+)
 def stake(ctx: TxContext, args: dict[str, Any]) -> None:
     node_id, amount = args["node"], args["amount"]
     node = ctx.view.node(node_id)
@@ -89,6 +127,12 @@ def stake(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.view.set_node(node_id, node.with_(stake=node.stake + amount))
 
 
+@method(
+    "stake_lock",
+    MapOf({"node": KEY, "epochs": integer(1, 2**32)}),
+    sender="owner",
+    rule="1 ≤ epochs ≤ `max_stake_lock_epochs`; something staked; only extends: `stake_locked_until = epoch + epochs`",
+)
 def stake_lock(ctx: TxContext, args: dict[str, Any]) -> None:
     node = _owned_node(ctx, args["node"])
     epochs = args["epochs"]
@@ -103,6 +147,14 @@ def stake_lock(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.view.set_node(args["node"], node.with_(stake_locked_until=until))
 
 
+@method(
+    "unstake",
+    MapOf({"node": KEY, "amount": AMOUNT}),
+    sender="owner",
+    rule=(
+        "epoch ≥ `stake_locked_until`; amount ≤ stake; moves it to `locked`, `locked_until = epoch + stake_lock_epochs`"
+    ),
+)
 def unstake(ctx: TxContext, args: dict[str, Any]) -> None:
     node = _owned_node(ctx, args["node"])
     amount = args["amount"]
@@ -116,6 +168,12 @@ def unstake(ctx: TxContext, args: dict[str, Any]) -> None:
     )
 
 
+@method(
+    "withdraw_unstaked",
+    MapOf({"node": KEY}, {"recipient": KEY}),
+    sender="owner",
+    rule="`locked` > 0 and epoch ≥ `locked_until`; pays `recipient` (default: sender)",
+)
 def withdraw_unstaked(ctx: TxContext, args: dict[str, Any]) -> None:
     node = _owned_node(ctx, args["node"])
     if node.locked == 0:
@@ -136,6 +194,12 @@ def _node_for_opt(ctx: TxContext, node_id: bytes) -> NodeInfo:
     return node
 
 
+@method(
+    "opt_in",
+    MapOf({"node": KEY}),
+    sender="owner or node key",
+    rule="stake ≥ `min_stake`; `false→opted_in`, `opted_out→true`",
+)
 def opt_in(ctx: TxContext, args: dict[str, Any]) -> None:
     node = _node_for_opt(ctx, args["node"])
     min_stake = ctx.param("min_stake")
@@ -147,6 +211,12 @@ def opt_in(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.view.set_node(args["node"], node.with_(participation=new))
 
 
+@method(
+    "opt_out",
+    MapOf({"node": KEY}),
+    sender="owner or node key",
+    rule="`true→opted_out`, `opted_in→false`",
+)
 def opt_out(ctx: TxContext, args: dict[str, Any]) -> None:
     node = _node_for_opt(ctx, args["node"])
     new = {"true": "opted_out", "opted_in": "false"}.get(node.participation)
@@ -156,6 +226,12 @@ def opt_out(ctx: TxContext, args: dict[str, Any]) -> None:
 
 
 # -- content registry -------------------------------------------------------------------------------------------
+@method(
+    "update_content_registry",
+    MapOf({"updates": ListOf(CONTENT_UPDATE, MAX_CONTENT_UPDATES, unique_by="root")}),
+    sender="node key of a registered node",
+    rule="adds/removes the sender as provider; a CID maps to one root for good",
+)
 def update_content_registry(ctx: TxContext, args: dict[str, Any]) -> None:
     node_id = ctx.sender
     if ctx.view.node(node_id) is None:
@@ -210,6 +286,12 @@ def check_param(name: str, value: int) -> str | None:
     return None if problem is None else f"{name} {problem}"
 
 
+@method(
+    "change_protocol_param",
+    MapOf({"name": text(64), "value": integer(0, MAX_AMOUNT)}),
+    sender="genesis `governance`",
+    rule="a known param within its bounds; applies at once",
+)
 def change_protocol_param(ctx: TxContext, args: dict[str, Any]) -> None:
     governance = ctx.view.meta("governance", b"")
     if not governance or ctx.sender != governance:
@@ -220,6 +302,21 @@ def change_protocol_param(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.view.set_param(args["name"], args["value"])
 
 
+@method(
+    "slash",
+    MapOf(
+        {
+            "node": KEY,
+            "amount": AMOUNT,
+            "evidence": MapOf({"kind": text(64), "data": byte_string(max_len=MAX_EVIDENCE_BYTES)}),
+        }
+    ),
+    sender="—",
+    rule=(
+        "known evidence kind; today only `governance` (sender must be governance); amount ≤ stake + locked, "
+        "taken from stake first; supply shrinks"
+    ),
+)
 def slash(ctx: TxContext, args: dict[str, Any]) -> None:
     kind = args["evidence"]["kind"]
     if kind != "governance":
@@ -240,16 +337,16 @@ def slash(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.adjust_supply(-amount)
 
 
-HANDLERS: dict[str, Handler] = {
-    "transfer": transfer,
-    "mint": mint,
-    "stake": stake,
-    "stake_lock": stake_lock,
-    "unstake": unstake,
-    "withdraw_unstaked": withdraw_unstaked,
-    "opt_in": opt_in,
-    "opt_out": opt_out,
-    "update_content_registry": update_content_registry,
-    "change_protocol_param": change_protocol_param,
-    "slash": slash,
-}
+METHODS = (
+    transfer,
+    mint,
+    stake,
+    stake_lock,
+    unstake,
+    withdraw_unstaked,
+    opt_in,
+    opt_out,
+    update_content_registry,
+    change_protocol_param,
+    slash,
+)

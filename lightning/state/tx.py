@@ -12,7 +12,6 @@ structure and every argument's type and range; rules that depend on the state ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +19,12 @@ import blake3
 
 from lightning.codec import CodecError, encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
-from lightning.errors import LightningError
 from lightning.state.fastcodec import decode_strict
+from lightning.state.registry import METHODS
+from lightning.state.schema import KEY, MapOf, TxMalformed, integer, text
 
 __all__ = [
     "MAX_TX_BYTES",
-    "METHODS",
     "SignedTransaction",
     "Transaction",
     "TxMalformed",
@@ -34,140 +33,6 @@ __all__ = [
 ]
 
 MAX_TX_BYTES = 64 * 1024
-MAX_AMOUNT = 2**128 - 1
-MAX_MEASUREMENTS = 1024
-MAX_CONTENT_UPDATES = 256
-MAX_CID_BYTES = 128
-MAX_HOST_CHARS = 253
-MAX_EVIDENCE_BYTES = 16 * 1024
-
-
-class TxMalformed(LightningError):
-    """Bytes that are not a well-formed signed transaction (bad encoding, fields, arguments or signature)."""
-
-
-Check = Callable[[Any, str], None]
-
-
-def _fail(where: str, what: str) -> None:
-    raise TxMalformed(f"{where}: {what}")
-
-
-def _int(lo: int, hi: int) -> Check:
-    def check(v: Any, where: str) -> None:
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            _fail(where, f"expected an integer in [{lo}, {hi}]")
-
-    return check
-
-
-def _bytes(n: int | None = None, max_len: int | None = None) -> Check:
-    def check(v: Any, where: str) -> None:
-        if not isinstance(v, bytes):
-            _fail(where, "expected bytes")
-        elif n is not None and len(v) != n:
-            _fail(where, f"expected {n} bytes, got {len(v)}")
-        elif max_len is not None and len(v) > max_len:
-            _fail(where, f"longer than {max_len} bytes")
-
-    return check
-
-
-def _str(max_len: int) -> Check:
-    def check(v: Any, where: str) -> None:
-        if not isinstance(v, str) or not 0 < len(v) <= max_len:
-            _fail(where, f"expected a string of 1..{max_len} characters")
-
-    return check
-
-
-def _bool(v: Any, where: str) -> None:
-    if not isinstance(v, bool):
-        _fail(where, "expected true or false")
-
-
-KEY = _bytes(32)
-AMOUNT = _int(1, MAX_AMOUNT)
-EPOCH = _int(0, 2**63 - 1)
-PORT = _int(0, 65535)
-U64 = _int(0, 2**64 - 1)
-
-
-def _map(required: dict[str, Check], optional: dict[str, Check] | None = None) -> Check:
-    optional = optional or {}
-
-    def check(v: Any, where: str) -> None:
-        if not isinstance(v, dict):
-            _fail(where, "expected a map")
-        for k in v:
-            if k not in required and k not in optional:
-                _fail(where, f"unknown field {k!r}")
-        for k, c in required.items():
-            if k not in v:
-                _fail(where, f"missing field {k!r}")
-            c(v[k], f"{where}.{k}")
-        for k, c in optional.items():
-            if k in v:
-                c(v[k], f"{where}.{k}")
-
-    return check
-
-
-def _list(item: Check, max_len: int, *, unique_by: str | None = None) -> Check:
-    def check(v: Any, where: str) -> None:
-        if not isinstance(v, list) or not 0 < len(v) <= max_len:
-            _fail(where, f"expected a list of 1..{max_len} items")
-        for i, x in enumerate(v):
-            item(x, f"{where}[{i}]")
-        if unique_by is not None:
-            keys = [x[unique_by] for x in v]
-            if keys != sorted(set(keys)):
-                _fail(where, f"items must be sorted by {unique_by!r}, without repeats")
-
-    return check
-
-
-PORTS = _map({"quic": PORT, "http": PORT, "pinger": PORT}, {"rpc": PORT})
-MEASUREMENT = _map(
-    {
-        "node": KEY,
-        "latency_ms": _int(0, 3_600_000),
-        "uptime_pct": _int(0, 100),
-        "bytes_served": U64,
-        "requests": U64,
-    }
-)
-CONTENT_UPDATE = _map({"root": KEY, "remove": _bool}, {"cid": _bytes(max_len=MAX_CID_BYTES)})
-
-# method -> argument schema. Method names are stable wire identifiers; never rename one.
-METHODS: dict[str, Check] = {
-    "transfer": _map({"to": KEY, "amount": AMOUNT}),
-    "mint": _map({"to": KEY, "amount": AMOUNT}),
-    "stake": _map(
-        {"node": KEY, "amount": AMOUNT},
-        {"consensus_key": KEY, "host": _str(MAX_HOST_CHARS), "ports": PORTS},
-    ),
-    "stake_lock": _map({"node": KEY, "epochs": _int(1, 2**32)}),
-    "unstake": _map({"node": KEY, "amount": AMOUNT}),
-    "withdraw_unstaked": _map({"node": KEY}, {"recipient": KEY}),
-    "opt_in": _map({"node": KEY}),
-    "opt_out": _map({"node": KEY}),
-    "change_epoch": _map({"epoch": EPOCH}),
-    "beacon_commit": _map({"epoch": EPOCH, "commitment": KEY}),
-    "beacon_reveal": _map({"epoch": EPOCH, "reveal": KEY}),
-    "submit_reputation_measurements": _map(
-        {"epoch": EPOCH, "measurements": _list(MEASUREMENT, MAX_MEASUREMENTS, unique_by="node")}
-    ),
-    "update_content_registry": _map({"updates": _list(CONTENT_UPDATE, MAX_CONTENT_UPDATES, unique_by="root")}),
-    "change_protocol_param": _map({"name": _str(64), "value": _int(0, MAX_AMOUNT)}),
-    "slash": _map(
-        {
-            "node": KEY,
-            "amount": AMOUNT,
-            "evidence": _map({"kind": _str(64), "data": _bytes(max_len=MAX_EVIDENCE_BYTES)}),
-        }
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -217,8 +82,14 @@ def sign_transaction(key: SigningKey, *, chain_id: int, nonce: int, method: str,
     return decode_transaction(raw)
 
 
-_PAYLOAD = _map(
-    {"chain_id": _int(1, 2**63 - 1), "sender": KEY, "nonce": _int(1, 2**63 - 1), "method": _str(64), "args": _map({})}
+_PAYLOAD = MapOf(
+    {
+        "chain_id": integer(1, 2**63 - 1),
+        "sender": KEY,
+        "nonce": integer(1, 2**63 - 1),
+        "method": text(64),
+        "args": MapOf({}),
+    }
 )
 
 
@@ -244,10 +115,10 @@ def decode_transaction(raw: bytes) -> SignedTransaction:
         raise TxMalformed("tx.args: expected a map")
     _PAYLOAD({**payload, "args": {}}, "tx")
     method = payload["method"]
-    schema = METHODS.get(method)
-    if schema is None:
+    entry = METHODS.get(method)
+    if entry is None:
         raise TxMalformed(f"tx.method: unknown method {method!r}")
-    schema(args, f"{method}.args")
+    entry.schema(args, f"{method}.args")
     tx = Transaction(payload["chain_id"], payload["sender"], payload["nonce"], method, args)
     # ``raw`` is the canonical {"tx": payload, "sig": sig}: map header, "tx", the payload's own canonical bytes, then
     # "sig" and a bin8 header and the 64 signature bytes, so the payload bytes are a slice (no re-encoding).
