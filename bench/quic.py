@@ -32,7 +32,8 @@ import trio
 from aioquic.asyncio import connect, serve
 
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net import OpenAdmission, QuicPool, ReplyWriter, Scope
 from lightning.net.endpoint import quic_configuration
 from lightning.net.identity import TlsIdentity
@@ -52,12 +53,12 @@ async def serve_lightning(datagram: int) -> None:
     pool = QuicPool(net_config(datagram), key, host=HOST, admission=OpenAdmission())
     payload = bytes(CHUNK)
 
-    async def blob(peer: PublicKey, n: Any, out: ReplyWriter) -> None:
+    async def blob(peer: NodeId, n: Any, out: ReplyWriter) -> None:
         await out.start()
         for _ in range(n // CHUNK):
             await out.send(payload)
 
-    async def ping(peer: PublicKey, msg: Any) -> Any:
+    async def ping(peer: NodeId, msg: Any) -> Any:
         return msg
 
     pool.on_stream(Scope.BLOCKS, blob)
@@ -99,7 +100,7 @@ def _commands() -> Iterator[str]:
 
 
 async def lightning_client(datagram: int, key_hex: str, port: int, size: int) -> None:
-    server = PublicKey(bytes.fromhex(key_hex))
+    server = NodeId(bytes.fromhex(key_hex))
 
     async def pool_in(nursery: trio.Nursery) -> QuicPool:
         pool = QuicPool(net_config(datagram), SigningKey.generate(), host=HOST, admission=OpenAdmission())

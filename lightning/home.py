@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from lightning.crypto import SigningKey
 from lightning.errors import LightningError
+from lightning.ids import NodeId
 
 __all__ = [
     "KEY_NAMES",
@@ -86,8 +87,8 @@ class Keys:
     account: SigningKey
 
     @property
-    def node_id(self) -> str:
-        return self.node.public.hex
+    def node_id(self) -> NodeId:
+        return NodeId.of(self.node)
 
     @classmethod
     def generate(cls) -> Keys:

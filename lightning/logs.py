@@ -7,7 +7,9 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["PeerAdapter", "setup_logging"]
+from lightning.ids import NodeId
+
+__all__ = ["PeerAdapter", "peer_log", "setup_logging"]
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -49,7 +51,15 @@ def setup_logging(level: int | str = logging.INFO, fmt: str = "text", *, prefix:
 
 
 class PeerAdapter(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes every message with the peer or connection it concerns."""
+    """Prefixes every message with the peer or connection it concerns (``[peer] message``); JSON logs also carry it
+    as a ``peer`` field."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['peer'] if self.extra else '?'}] {msg}", kwargs
+        peer = self.extra["peer"] if self.extra else "?"
+        kwargs["extra"] = {**kwargs.get("extra", {}), "peer": peer}
+        return f"[{peer}] {msg}", kwargs
+
+
+def peer_log(logger: logging.Logger, peer: NodeId) -> PeerAdapter:
+    """``logger`` with every message prefixed by ``peer``'s short id."""
+    return PeerAdapter(logger, {"peer": peer.short()})

@@ -36,7 +36,6 @@ from lightning.clock import SystemWallClock
 from lightning.config import Config
 from lightning.consensus.safety import FileSafetyStore
 from lightning.consensus.service import Consensus
-from lightning.crypto import PublicKey
 from lightning.errors import LightningError
 from lightning.fetcher import Fetcher, Pointer
 from lightning.fetcher.ipfs_origin import IpfsGatewayOrigin
@@ -47,6 +46,7 @@ from lightning.genesis import Genesis
 from lightning.home import Home, Keys
 from lightning.http.endpoint import ClientEndpoint
 from lightning.http.server import HttpMetrics
+from lightning.ids import NodeId
 from lightning.metrics import NodeMetrics, new_registry
 from lightning.net import AddressBook, QuicPool, StaticAdmission
 from lightning.net.blocks import BlockFetcher, BlockServer
@@ -100,7 +100,7 @@ class Node:
         self._stop = trio.Event()
 
         self.registry = new_registry()
-        self.metrics = NodeMetrics(self.registry, node_id=keys.node_id, chain_id=genesis.chain_id)
+        self.metrics = NodeMetrics(self.registry, node_id=str(keys.node_id), chain_id=genesis.chain_id)
         self.metrics.uptime.set_function(lambda: self.status().uptime_s)
         http_metrics = HttpMetrics(self.registry)
 
@@ -128,7 +128,7 @@ class Node:
         self.txpool = TxPool(
             self.state,
             config.state,
-            node_id=keys.node.public.raw,
+            node_id=keys.node_id,
             ordering_nodes=lambda: self.orderer.ordering_nodes(),
             forwarder=RpcForwarder(self.state.rpc_url),
             registry=self.registry,
@@ -151,16 +151,16 @@ class Node:
             self.follower = Follower(
                 self.state,
                 PoolBlockSource(self.pool, lambda: self.orderer.ordering_nodes()),
-                node_id=keys.node.public.raw,
+                node_id=keys.node_id,
                 clock=wall_clock,
-                orders_here=lambda: keys.node.public.raw in self.state.committee().members,
+                orders_here=lambda: keys.node_id in self.state.committee().members,
                 quorum_proofs_only=True,
                 wait_turn=lambda: self.gossip.wait_turn(),  # blocks come over broadcast; sync is the fallback
             )
         else:
             self.orderer = Sequencer(self.state, self.txpool, keys, wall_clock, block_time_s=config.state.block_time_s)
             self.follower = Follower(
-                self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node.public.raw, clock=wall_clock
+                self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node_id, clock=wall_clock
             )
         self.epoch_driver = EpochDriver(self.state, self.txpool, keys.node, wall_clock)
 
@@ -170,7 +170,7 @@ class Node:
             return self.state.epoch() if self.state.running else 0
 
         known_nodes = RegistryNodes(self.state, genesis, config.net.allow)  # + staked registered nodes, per epoch
-        self.topology = Topology(config.topology, keys.node.public, known_nodes, epoch=current_epoch)
+        self.topology = Topology(config.topology, keys.node_id, known_nodes, epoch=current_epoch)
         self.broadcast = Broadcast(
             config.broadcast,
             self.pool,
@@ -186,7 +186,7 @@ class Node:
         )
         self.broadcast_debug = DebugLog(self.broadcast)
         # Committed blocks over broadcast: proposers publish, edge nodes verify and execute (lightning/sync/gossip.py).
-        self.gossip = BlockGossip(self.state, self.broadcast, node_id=keys.node.public.raw, registry=self.registry)
+        self.gossip = BlockGossip(self.state, self.broadcast, node_id=keys.node_id, registry=self.registry)
         # At each epoch change (lightning/chain/hooks.py): the node set from the registry, then the topology from it.
         self.state.epoch_hooks.add(
             "topology", lambda change: (known_nodes.refresh(), self.topology.recompute(change.epoch))
@@ -259,10 +259,10 @@ class Node:
         if pointer.kind != "blake3" and source == "origin":
             self.resolver.announce_nowait(pointer.alias, root)
 
-    def _locate_content(self, pointer: Pointer) -> tuple[bytes, list[PublicKey]] | None:
+    def _locate_content(self, pointer: Pointer) -> tuple[bytes, list[NodeId]] | None:
         """Where peers may have content: a blake3 root from connected peers first, then every other known peer;
         an origin pointer from the providers of its resolver record (None: ask the origin)."""
-        me = self.keys.node.public
+        me = self.keys.node_id
         if pointer.kind == "blake3":
             connected = [p for p in self.pool.peers() if p != me]
             return bytes.fromhex(pointer.key), connected + [
@@ -277,13 +277,13 @@ class Node:
     # -- status -------------------------------------------------------------------------------------------------
     @property
     def in_committee(self) -> bool:
-        return any(n.node_id == self.keys.node_id for n in self.genesis.committee)
+        return any(n.node_id == str(self.keys.node_id) for n in self.genesis.committee)
 
     def status(self) -> NodeStatus:
         uptime = 0.0 if self._started_at is None else trio.current_time() - self._started_at
         return NodeStatus(
             version=lightning.__version__,
-            node_id=self.keys.node_id,
+            node_id=str(self.keys.node_id),
             chain_id=self.genesis.chain_id,
             uptime_s=round(uptime, 3),
             ready=self._ready,
@@ -293,7 +293,7 @@ class Node:
         )
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok" if self._ready else "starting", "node_id": self.keys.node_id}
+        return {"status": "ok" if self._ready else "starting", "node_id": str(self.keys.node_id)}
 
     def _register_rpc(self) -> None:
         d = self.dispatcher
@@ -342,14 +342,14 @@ class Node:
                     "rpc": _fmt(bound["rpc"]),
                     "quic": _fmt(bound["net"]),
                     "pid": os.getpid(),
-                    "node_id": self.keys.node_id,
+                    "node_id": str(self.keys.node_id),
                 }
                 self.home.write_ports(ports)
                 self._ready = True
                 self.metrics.ready.set(1)
                 logger.info(
                     "node %s ready in %.3f s (http %s, rpc %s)",
-                    self.keys.node_id[:16],
+                    self.keys.node_id.short(),
                     trio.current_time() - self._started_at,
                     ports["http"],
                     ports["rpc"],

@@ -38,7 +38,9 @@ from lightning.broadcast.metrics import BroadcastMetrics
 from lightning.broadcast.seen_store import SeenStore
 from lightning.clock import WallClock
 from lightning.config import BroadcastConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
+from lightning.logs import peer_log
 from lightning.net.errors import NetError
 from lightning.net.pool import Pool
 from lightning.net.topology import KnownNodes, Topology
@@ -125,23 +127,23 @@ class Broadcast:
         inline: bool = False,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        assert key.public == pool.node_id, "the broadcast signs with the pool's node key"
+        assert NodeId.of(key) == pool.node_id, "the broadcast signs with the pool's node key"
         self.config = config
         self.pool = pool
         self.key = key
-        self.node_id = key.public
+        self.node_id = NodeId.of(key)
         self.chain_id = chain_id
         self.topology = topology
         self.wall_clock = wall_clock
         self.path = path
         self.probes_per_round = probes_per_round
         self._epoch = epoch
-        self.core = BroadcastCore(config, node_id=key.public, chain_id=chain_id, known=known)
+        self.core = BroadcastCore(config, node_id=NodeId.of(key), chain_id=chain_id, known=known)
         self._writer = WriterThread(f"broadcast-writer:{path}", inline=inline)
         self._subs: dict[Topic, trio.MemorySendChannel[Received]] = {}
-        self._outboxes: dict[PublicKey, trio.MemorySendChannel[dict[str, Any]]] = {}
+        self._outboxes: dict[NodeId, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._spawn_send, self._spawn_recv = trio.open_memory_channel[
-            tuple[PublicKey, trio.MemoryReceiveChannel[dict[str, Any]]]
+            tuple[NodeId, trio.MemoryReceiveChannel[dict[str, Any]]]
         ](math.inf)
         self._persist_send, self._persist_recv = trio.open_memory_channel[list[Persist | Deliver]](PERSIST_QUEUE)
         self._timer_scope: trio.CancelScope | None = None
@@ -159,7 +161,7 @@ class Broadcast:
         self.core.subscribe(topic)
         return Subscription(self, topic, recv)
 
-    async def send(self, topic: Topic, payload: bytes, *, to: PublicKey | None = None) -> bytes:
+    async def send(self, topic: Topic, payload: bytes, *, to: NodeId | None = None) -> bytes:
         """Sign ``payload`` and broadcast it (to every node, or to ``to`` only); returns its digest. Our own
         subscribers do not receive it."""
         if not self._running:
@@ -231,7 +233,7 @@ class Broadcast:
             store.close()
 
     # -- inputs -------------------------------------------------------------------------------------------------------
-    async def _on_frame(self, peer: PublicKey, frame: Any) -> None:
+    async def _on_frame(self, peer: NodeId, frame: Any) -> None:
         if not self._running:
             return
         self.core.receive(peer, frame, now=trio.current_time(), epoch=self._epoch(), wall_ms=self.wall_clock.now_ms())
@@ -273,12 +275,11 @@ class Broadcast:
                     self._observe(ev.received)
             elif isinstance(ev, Dropped):
                 if ev.peer is not None:
-                    logger.debug("[%s] broadcast: dropped (%s)", ev.peer.hex[:16], ev.reason)
+                    peer_log(logger, ev.peer).debug("broadcast: dropped (%s)", ev.reason)
             elif isinstance(ev, Penalize):
                 if ev.cut_off_s:
-                    logger.warning(
-                        "[%s] broadcast: cut off for %.0f s (last offence: %s)",
-                        ev.peer.hex[:16],
+                    peer_log(logger, ev.peer).warning(
+                        "broadcast: cut off for %.0f s (last offence: %s)",
                         ev.cut_off_s,
                         ev.reason,
                     )
@@ -335,7 +336,7 @@ class Broadcast:
             self.core.abandon(received.digest)
             self._count("subscriber_full")
 
-    def _queue(self, peer: PublicKey, frame: dict[str, Any]) -> None:
+    def _queue(self, peer: NodeId, frame: dict[str, Any]) -> None:
         box = self._outboxes.get(peer)
         if box is None:
             if len(self._outboxes) >= MAX_SENDERS:
@@ -355,7 +356,7 @@ class Broadcast:
         async for peer, recv in self._spawn_recv:
             nursery.start_soon(self._sender, peer, recv)
 
-    async def _sender(self, peer: PublicKey, recv: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+    async def _sender(self, peer: NodeId, recv: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
         last_sent = -math.inf
         async for first in recv:
             # A busy link (we sent to this peer moments ago) waits a few milliseconds so that the adverts and wants
@@ -376,7 +377,7 @@ class Broadcast:
                 try:
                     await self.pool.send(peer, Scope.BROADCAST, frame)
                 except NetError as exc:
-                    logger.debug("[%s] broadcast: %s frame not sent: %s", peer.hex[:16], frame.get("t"), exc)
+                    peer_log(logger, peer).debug("broadcast: %s frame not sent: %s", frame.get("t"), exc)
                     self.core.not_sent(peer, frame)
                     self._count("send_failed")
 

@@ -55,7 +55,7 @@ from typing import Any
 from lightning.broadcast.message import DIGEST_BYTES, InvalidMessage, Message, Topic, message_from_wire
 from lightning.broadcast.seen import SeenCache
 from lightning.config import BroadcastConfig
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net.known import KnownNodes
 
 __all__ = [
@@ -108,7 +108,7 @@ OFFENCES: dict[str, float] = {
 # -- events -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class SendFrame:
-    peer: PublicKey
+    peer: NodeId
     frame: dict[str, Any]
 
 
@@ -117,7 +117,7 @@ class Received:
     """A message for a subscriber: ``sender`` is the peer it came from, ``hops`` its distance from the origin."""
 
     message: Message
-    sender: PublicKey
+    sender: NodeId
     hops: int
     delay_ms: int
 
@@ -141,7 +141,7 @@ class Deliver:
 
 @dataclass(frozen=True, slots=True)
 class Penalize:
-    peer: PublicKey
+    peer: NodeId
     reason: str
     cut_off_s: float  # > 0: the peer is cut off for this long from now
 
@@ -149,12 +149,12 @@ class Penalize:
 @dataclass(frozen=True, slots=True)
 class Dropped:
     reason: str
-    peer: PublicKey | None
+    peer: NodeId | None
 
 
 @dataclass(frozen=True, slots=True)
 class Rtt:
-    peer: PublicKey
+    peer: NodeId
     rtt_s: float
 
 
@@ -182,10 +182,10 @@ class CoreStatistics:
 @dataclass(eq=False)
 class _Want:
     created: float
-    first: PublicKey
-    advertisers: list[PublicKey] = field(default_factory=list)
-    asked: set[PublicKey] = field(default_factory=set)
-    current: PublicKey | None = None
+    first: NodeId
+    advertisers: list[NodeId] = field(default_factory=list)
+    asked: set[NodeId] = field(default_factory=set)
+    current: NodeId | None = None
     attempt: int = 0
 
 
@@ -194,10 +194,10 @@ class _Held:
     message: Message
     wire: dict[str, Any]
     hops: int
-    sender: PublicKey | None
-    known_by: set[PublicKey]
+    sender: NodeId | None
+    known_by: set[NodeId]
     size: int
-    sent_to: set[PublicKey] = field(default_factory=set)
+    sent_to: set[NodeId] = field(default_factory=set)
     deadline: float = math.inf
 
 
@@ -220,7 +220,7 @@ class BroadcastCore:
     :meth:`abandon`, :meth:`not_sent`, :meth:`ping`, :meth:`tick`, :meth:`set_topology`, :meth:`subscribe`. Output:
     :meth:`events` (in order), :meth:`next_deadline`."""
 
-    def __init__(self, config: BroadcastConfig, *, node_id: PublicKey, chain_id: int, known: KnownNodes) -> None:
+    def __init__(self, config: BroadcastConfig, *, node_id: NodeId, chain_id: int, known: KnownNodes) -> None:
         self.config = config
         self.node_id = node_id
         self.chain_id = chain_id
@@ -235,17 +235,17 @@ class BroadcastCore:
         self._retained_expiry: dict[bytes, float] = {}
         self._retained_bytes = 0
         self._rejected: OrderedDict[bytes, None] = OrderedDict()  # digests whose body failed the envelope checks
-        self._peers: dict[PublicKey, _Peer] = {}
-        self._topology: frozenset[PublicKey] = frozenset()
+        self._peers: dict[NodeId, _Peer] = {}
+        self._topology: frozenset[NodeId] = frozenset()
         self._subscribed: set[Topic] = set()
         self._events: list[Event] = []
-        self._adv_out: dict[PublicKey, list[bytes]] = {}
-        self._want_out: dict[PublicKey, list[bytes]] = {}
+        self._adv_out: dict[NodeId, list[bytes]] = {}
+        self._want_out: dict[NodeId, list[bytes]] = {}
         self._timers: list[tuple[float, int, str, bytes, int]] = []
         self._seq = itertools.count()
 
     # -- configuration ----------------------------------------------------------------------------------------------
-    def set_topology(self, peers: Iterable[PublicKey]) -> None:
+    def set_topology(self, peers: Iterable[NodeId]) -> None:
         self._topology = frozenset(p for p in peers if p != self.node_id)
 
     def subscribe(self, topic: Topic, subscribed: bool = True) -> None:
@@ -271,22 +271,22 @@ class BroadcastCore:
     def next_deadline(self) -> float:
         return self._timers[0][0] if self._timers else math.inf
 
-    def active_peers(self, now: float) -> list[PublicKey]:
+    def active_peers(self, now: float) -> list[NodeId]:
         """Whom we advertise to: our topology, plus peers that advertised to us or wanted from us lately (their
         topology includes us), the most recent first, at most ``max_inbound_peers`` of them. Never a cut-off peer."""
         recent = now - 3 * self.config.ping_interval_s
         inbound = sorted(
             (
-                (st.last_gossip, p.raw, p)
+                (st.last_gossip, p, p)
                 for p, st in self._peers.items()
                 if p not in self._topology and st.last_gossip >= recent and st.cut_until <= now
             ),
             reverse=True,
         )[: self.config.max_inbound_peers]
-        out = [p for p in sorted(self._topology, key=lambda k: k.raw) if not self._is_cut(p, now)]
+        out = [p for p in sorted(self._topology, key=lambda k: k) if not self._is_cut(p, now)]
         return out + [p for _, _, p in inbound]
 
-    def is_cut_off(self, peer: PublicKey, now: float) -> bool:
+    def is_cut_off(self, peer: NodeId, now: float) -> bool:
         return self._is_cut(peer, now)
 
     def holding(self) -> tuple[int, int, int]:
@@ -333,7 +333,7 @@ class BroadcastCore:
         """The message could not be handed to its subscriber (buffer full): forget it unrelayed."""
         self._held.pop(digest, None)
 
-    def not_sent(self, peer: PublicKey, frame: dict[str, Any]) -> None:
+    def not_sent(self, peer: NodeId, frame: dict[str, Any]) -> None:
         """A frame to ``peer`` was dropped (queue full, peer unreachable). Adverts are sent again once the peer is
         heard from; wants and messages recover through the want timeout (a message may then be wanted again)."""
         kind = frame.get("t")
@@ -350,7 +350,7 @@ class BroadcastCore:
             if d in self._retained and len(st.unsent) < MAX_UNSENT_PER_PEER:
                 st.unsent.add(d)
 
-    def ping(self, peer: PublicKey, now: float) -> None:
+    def ping(self, peer: NodeId, now: float) -> None:
         st = self._peer(peer)
         if st is None or peer == self.node_id or self._is_cut(peer, now):
             return
@@ -386,7 +386,7 @@ class BroadcastCore:
                 if expiry is not None and now >= expiry:
                     self._unretain(d)
 
-    def receive(self, peer: PublicKey, frame: Any, *, now: float, epoch: int, wall_ms: int) -> None:
+    def receive(self, peer: NodeId, frame: Any, *, now: float, epoch: int, wall_ms: int) -> None:
         """A frame from ``peer`` (decoded by the pool)."""
         if peer == self.node_id:
             return
@@ -427,7 +427,7 @@ class BroadcastCore:
             self._offence(peer, exc.reason, now)
 
     # -- frames -----------------------------------------------------------------------------------------------------
-    def _on_adverts(self, peer: PublicKey, st: _Peer, digests: list[bytes], now: float) -> None:
+    def _on_adverts(self, peer: NodeId, st: _Peer, digests: list[bytes], now: float) -> None:
         for d in digests:
             if d in self.seen:
                 self.stats.duplicate_adverts += 1
@@ -456,7 +456,7 @@ class BroadcastCore:
             if w.current is None:
                 self._ask(d, w, now)
 
-    def _on_wants(self, peer: PublicKey, digests: list[bytes], now: float) -> None:
+    def _on_wants(self, peer: NodeId, digests: list[bytes], now: float) -> None:
         for d in digests:
             held = self._retained.get(d)
             if held is None:
@@ -471,7 +471,7 @@ class BroadcastCore:
             topic = held.message.topic.value
             self.stats.payloads_sent[topic] = self.stats.payloads_sent.get(topic, 0) + 1
 
-    def _on_message(self, peer: PublicKey, frame: dict[str, Any], now: float, epoch: int, wall_ms: int) -> None:
+    def _on_message(self, peer: NodeId, frame: dict[str, Any], now: float, epoch: int, wall_ms: int) -> None:
         hops = frame.get("h", 0)
         if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= MAX_HOPS:
             raise InvalidMessage("malformed", "hops is not an integer 0..255")
@@ -526,9 +526,9 @@ class BroadcastCore:
 
     def _check_envelope(self, msg: Message, epoch: int, wall_ms: int) -> None:
         if msg.origin not in self.known and msg.origin != self.node_id:
-            raise InvalidMessage("unknown_origin", f"origin {msg.origin.hex[:16]}… is not a known node")
+            raise InvalidMessage("unknown_origin", f"origin {msg.origin.short()}… is not a known node")
         if msg.to is not None and msg.to != self.node_id:
-            raise InvalidMessage("not_for_us", f"a direct message for {msg.to.hex[:16]}…")
+            raise InvalidMessage("not_for_us", f"a direct message for {msg.to.short()}…")
         if msg.epoch < epoch:
             raise InvalidMessage("past_epoch", f"epoch {msg.epoch}, ours is {epoch}")
         if msg.epoch > epoch + self.config.future_epochs:
@@ -541,7 +541,7 @@ class BroadcastCore:
             raise InvalidMessage("before_floor", "older than what the full dedup cache remembers")
 
     # -- helpers ----------------------------------------------------------------------------------------------------
-    def _peer(self, peer: PublicKey) -> _Peer | None:
+    def _peer(self, peer: NodeId) -> _Peer | None:
         st = self._peers.get(peer)
         if st is None:
             if len(self._peers) >= MAX_PEERS:
@@ -549,14 +549,14 @@ class BroadcastCore:
             st = self._peers[peer] = _Peer()
         return st
 
-    def _is_cut(self, peer: PublicKey, now: float) -> bool:
+    def _is_cut(self, peer: NodeId, now: float) -> bool:
         st = self._peers.get(peer)
         return st is not None and st.cut_until > now
 
     def _timer(self, at: float, kind: str, d: bytes, token: int = 0) -> None:
         heapq.heappush(self._timers, (at, next(self._seq), kind, d, token))
 
-    def _advertise(self, peer: PublicKey, d: bytes) -> None:
+    def _advertise(self, peer: NodeId, d: bytes) -> None:
         self._adv_out.setdefault(peer, []).append(d)
 
     def _ask(self, d: bytes, w: _Want, now: float) -> None:
@@ -599,7 +599,7 @@ class BroadcastCore:
         if held is not None:
             self._retained_bytes -= held.size
 
-    def _offence(self, peer: PublicKey, reason: str, now: float) -> None:
+    def _offence(self, peer: NodeId, reason: str, now: float) -> None:
         self.stats.invalid[reason] = self.stats.invalid.get(reason, 0) + 1
         self._events.append(Dropped(reason, peer))
         weight = OFFENCES.get(reason, 1.0)

@@ -16,8 +16,9 @@ from typing import Any
 import blake3
 
 from lightning.codec import encode
-from lightning.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
+from lightning.crypto import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, BadSignature, Domain, SigningKey
 from lightning.errors import LightningError, RemoteProtocolError
+from lightning.ids import NodeId
 
 __all__ = [
     "DIGEST_BYTES",
@@ -59,20 +60,20 @@ _TOPICS = {t.value: t for t in Topic}
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    origin: PublicKey
+    origin: NodeId
     topic: Topic
     epoch: int
     timestamp_ms: int
     payload: bytes
     signature: bytes
-    to: PublicKey | None = None
+    to: NodeId | None = None
     # Derived from the fields above (and the chain id) when the message is built or parsed.
     body: bytes = field(default=b"", repr=False, compare=False)
     digest: bytes = field(default=b"", compare=False)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
-            "o": self.origin.raw,
+            "o": self.origin,
             "k": self.topic.value,
             "e": self.epoch,
             "ts": self.timestamp_ms,
@@ -80,7 +81,7 @@ class Message:
             "s": self.signature,
         }
         if self.to is not None:
-            wire["to"] = self.to.raw
+            wire["to"] = self.to
         return wire
 
     def verify(self) -> None:
@@ -92,11 +93,11 @@ class Message:
 
 
 def _body(
-    chain_id: int, origin: PublicKey, topic: Topic, epoch: int, ts: int, payload: bytes, to: PublicKey | None
+    chain_id: int, origin: NodeId, topic: Topic, epoch: int, ts: int, payload: bytes, to: NodeId | None
 ) -> bytes:
-    body: dict[str, Any] = {"chain": chain_id, "o": origin.raw, "k": topic.value, "e": epoch, "ts": ts, "p": payload}
+    body: dict[str, Any] = {"chain": chain_id, "o": origin, "k": topic.value, "e": epoch, "ts": ts, "p": payload}
     if to is not None:
-        body["to"] = to.raw
+        body["to"] = to
     return encode(body)
 
 
@@ -108,11 +109,11 @@ def sign_message(
     epoch: int,
     timestamp_ms: int,
     payload: bytes,
-    to: PublicKey | None = None,
+    to: NodeId | None = None,
 ) -> Message:
-    body = _body(chain_id, key.public, topic, epoch, timestamp_ms, payload, to)
+    body = _body(chain_id, NodeId.of(key), topic, epoch, timestamp_ms, payload, to)
     return Message(
-        origin=key.public,
+        origin=NodeId.of(key),
         topic=topic,
         epoch=epoch,
         timestamp_ms=timestamp_ms,
@@ -148,7 +149,7 @@ def message_from_wire(obj: Any, *, chain_id: int, max_payload_bytes: int) -> Mes
             raise InvalidMessage("malformed", f"{name} is not an integer 0..2^63")
     if not isinstance(topic, str) or topic not in _TOPICS:
         raise InvalidMessage("unknown_topic", f"topic {str(topic)[:32]!r}")
-    origin_key, to_key = PublicKey(origin), (PublicKey(to) if "to" in obj else None)
+    origin_key, to_key = NodeId(origin), (NodeId(to) if "to" in obj else None)
     body = _body(chain_id, origin_key, _TOPICS[topic], epoch, ts, payload, to_key)
     return Message(
         origin=origin_key,

@@ -16,8 +16,8 @@ import trio
 from lightning.broadcast.component import Broadcast
 from lightning.broadcast.core import Received
 from lightning.broadcast.message import BroadcastError, Topic
-from lightning.crypto import parse_public_key
 from lightning.errors import LightningError
+from lightning.ids import NodeId
 from lightning.rpc.jsonrpc import INVALID_PARAMS, Dispatcher, RpcError
 
 __all__ = ["DebugLog", "register_broadcast_rpc"]
@@ -53,9 +53,9 @@ def _received_json(r: Received) -> dict[str, Any]:
     m = r.message
     return {
         "digest": r.digest.hex(),
-        "origin": m.origin.hex,
-        "from": r.sender.hex,
-        "to": m.to.hex if m.to is not None else None,
+        "origin": m.origin.hex(),
+        "from": r.sender.hex(),
+        "to": m.to.hex() if m.to is not None else None,
         "epoch": m.epoch,
         "timestamp_ms": m.timestamp_ms,
         "hops": r.hops,
@@ -68,14 +68,14 @@ def register_broadcast_rpc(dispatcher: Dispatcher, broadcast: Broadcast, debug: 
     async def stats() -> dict[str, Any]:
         out = dataclasses.asdict(broadcast.statistics())
         out["topology"] = dataclasses.asdict(broadcast.topology.statistics())
-        out["topology"]["peer_ids"] = sorted(p.hex for p in broadcast.topology.peers())
+        out["topology"]["peer_ids"] = sorted(p.hex() for p in broadcast.topology.peers())
         return out
 
     async def debug_publish(text: str, to: str | None = None) -> dict[str, Any]:
         if not isinstance(text, str) or len(text.encode()) > MAX_DEBUG_TEXT:
             raise RpcError(INVALID_PARAMS, f"text: a string of at most {MAX_DEBUG_TEXT} bytes")
         try:
-            target = parse_public_key(to) if to is not None else None
+            target = NodeId.parse(to) if to is not None else None
         except LightningError as exc:
             raise RpcError(INVALID_PARAMS, f"to: {exc}") from None
         try:

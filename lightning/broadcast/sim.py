@@ -26,7 +26,8 @@ from lightning.broadcast.core import Received
 from lightning.broadcast.message import Topic
 from lightning.clock import TrioWallClock
 from lightning.config import BroadcastConfig, NetConfig, TopologyConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net.sim import Link, SimNetwork, SimPool
 from lightning.net.topology import GenesisNodes, Topology
 
@@ -52,8 +53,8 @@ class SimNode:
     _stopped: trio.Event = field(default_factory=trio.Event)
 
     @property
-    def node_id(self) -> PublicKey:
-        return self.key.public
+    def node_id(self) -> NodeId:
+        return NodeId.of(self.key)
 
     @property
     def broadcast(self) -> Broadcast:
@@ -88,13 +89,13 @@ class SimCluster:
         self.topology_config = topology
         self.topics = tuple(topics)
         self.judge = judge
-        self.known = known or GenesisNodes(k.public for k in keys)
+        self.known = known or GenesisNodes(NodeId.of(k) for k in keys)
         self.wall_clock = TrioWallClock(WALL_BASE_MS)
-        self.nodes = [SimNode(k, root / k.public.hex[:16]) for k in keys]
+        self.nodes = [SimNode(k, root / NodeId.of(k).short()) for k in keys]
         self.nursery = nursery
         self._changed = trio.Event()
 
-    def node(self, node_id: PublicKey) -> SimNode:
+    def node(self, node_id: NodeId) -> SimNode:
         return next(n for n in self.nodes if n.node_id == node_id)
 
     async def start(self, node: SimNode) -> None:
@@ -174,12 +175,12 @@ async def open_broadcast_sim(
     net_config: NetConfig | None = None,
     topics: Iterable[Topic] = (Topic.DEBUG,),
     judge: Judge = lambda node, received: True,
-    extra_known: Iterable[PublicKey] = (),
+    extra_known: Iterable[NodeId] = (),
 ) -> AsyncIterator[SimCluster]:
     """A running cluster of ``nodes`` broadcast nodes on one seeded :class:`SimNetwork`."""
     net = SimNetwork(seed, link=link, config=net_config)
     keys = [SigningKey(net.rng.randbytes(32)) for _ in range(nodes)]
-    known = GenesisNodes([*(k.public for k in keys), *extra_known])
+    known = GenesisNodes([*(NodeId.of(k) for k in keys), *extra_known])
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
         cluster = SimCluster(

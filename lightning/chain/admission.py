@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from lightning.chain.component import State
-from lightning.crypto import PublicKey, parse_public_key
 from lightning.genesis import Genesis
+from lightning.ids import NodeId
 
 __all__ = ["StateAdmission"]
 
@@ -20,10 +20,10 @@ __all__ = ["StateAdmission"]
 class StateAdmission:
     def __init__(self, state: State, genesis: Genesis) -> None:
         self._state = state
-        self._genesis = frozenset(parse_public_key(n.node_key).raw for n in genesis.nodes)
+        self._genesis = frozenset(NodeId.parse(n.node_key) for n in genesis.nodes)
         self._height = -1
-        self._members: frozenset[bytes] = frozenset()
-        self._committee: frozenset[bytes] = frozenset()
+        self._members: frozenset[NodeId] = frozenset()
+        self._committee: frozenset[NodeId] = frozenset()
 
     def _refresh(self) -> None:
         head = self._state.head()
@@ -37,14 +37,14 @@ class StateAdmission:
         self._members = staked | self._genesis | self._committee
         self._height = head.height
 
-    def admits(self, peer: PublicKey) -> bool:
+    def admits(self, peer: NodeId) -> bool:
         """May ``peer`` hold a connection to us at all?"""
         self._refresh()
-        return peer.raw in self._members
+        return peer in self._members
 
-    def allows(self, peer: PublicKey, scope: Any) -> bool:
+    def allows(self, peer: NodeId, scope: Any) -> bool:
         """May ``peer`` use ``scope`` (a ``lightning.net.wire.Scope``)?"""
         self._refresh()
         if getattr(scope, "name", None) == "CONSENSUS":
-            return peer.raw in self._committee
-        return peer.raw in self._members
+            return peer in self._committee
+        return peer in self._members

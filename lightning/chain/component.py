@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from lightning.chain.hooks import EpochChange, EpochHooks
 from lightning.config import StateConfig
 from lightning.genesis import Genesis
+from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Receipt
 from lightning.state.records import Account, Committee, EpochInfo, NodeInfo, StateView
@@ -208,7 +209,7 @@ class State:
         with self.view() as v:
             return v.account(address)
 
-    def node(self, node_id: bytes) -> NodeInfo | None:
+    def node(self, node_id: NodeId) -> NodeInfo | None:
         with self.view() as v:
             return v.node(node_id)
 
@@ -223,7 +224,7 @@ class State:
         with self.view() as v:
             return v.epoch_info(v.epoch if epoch is None else epoch)
 
-    def leader(self) -> bytes:
+    def leader(self) -> NodeId:
         """Committee member 0 of the current epoch: the single-node sequencer's orderer, and the node an edge node
         following a one-member committee fetches blocks from."""
         return self.committee().members[0]
@@ -241,7 +242,7 @@ class State:
                 keys.append(n.consensus_key)
             return keys
 
-    def rpc_url(self, node_id: bytes) -> str | None:
+    def rpc_url(self, node_id: NodeId) -> str | None:
         """Where a node's JSON-RPC answers, from the registry (None if it publishes none)."""
         node = self.node(node_id)
         if node is None or node.ports.rpc == 0:

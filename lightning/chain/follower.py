@@ -22,6 +22,7 @@ import trio
 from lightning.chain.component import State
 from lightning.chain.forward import BlockSource, BlockSourceError
 from lightning.clock import WallClock
+from lightning.ids import NodeId
 from lightning.state.block import BlockMalformed, check_timestamp
 from lightning.state.executor import InvalidBlock
 
@@ -41,7 +42,7 @@ class Follower:
         state: State,
         source: BlockSource,
         *,
-        node_id: bytes,
+        node_id: NodeId,
         clock: WallClock,
         orders_here: Callable[[], bool] | None = None,
         quorum_proofs_only: bool = False,
@@ -78,11 +79,11 @@ class Follower:
                 catching_up = await self.follow_once(leader, wait_s) > 0
                 backoff = BACKOFF_MIN_S
             except (BlockSourceError, BlockMalformed, InvalidBlock) as exc:
-                logger.warning("following %s…: %s (retrying in %.1f s)", leader.hex()[:16], exc, backoff)
+                logger.warning("following %s…: %s (retrying in %.1f s)", leader.short(), exc, backoff)
                 await trio.sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 
-    async def follow_once(self, leader: bytes, wait_s: float = LONG_POLL_S) -> int:
+    async def follow_once(self, leader: NodeId, wait_s: float = LONG_POLL_S) -> int:
         """Fetch and apply the next blocks from ``leader``; return how many were applied."""
         head = self.state.head()
         blocks = await self.source.fetch_blocks(leader, head.height + 1, BATCH, wait_s)

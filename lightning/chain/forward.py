@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from lightning.codec import CodecError, decode
 from lightning.errors import LightningError
+from lightning.ids import NodeId
 from lightning.rpc.client import RpcClientError, rpc_batch, rpc_request
 from lightning.state.block import Block, BlockMalformed, CommitProof
 
@@ -40,7 +41,7 @@ class BlockSourceError(LightningError):
 
 
 class TxForwarder(Protocol):
-    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
+    async def forward(self, node_id: NodeId, raw_txs: list[bytes]) -> None:
         """Hand ``raw_txs`` to node ``node_id`` for ordering (it does not forward them again). Raises
         :class:`ForwardError` if the node could not be reached; transactions it refuses are dropped."""
         ...
@@ -48,14 +49,14 @@ class TxForwarder(Protocol):
 
 class BlockSource(Protocol):
     async def fetch_blocks(
-        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+        self, node_id: NodeId, start: int, max_blocks: int, wait_s: float
     ) -> list[tuple[Block, CommitProof]]:
         """Committed blocks from ``start`` on (at most ``max_blocks``), as node ``node_id`` has them; waits up to
         ``wait_s`` for block ``start`` to exist. Raises :class:`BlockSourceError`."""
         ...
 
 
-Resolve = Callable[[bytes], str | None]
+Resolve = Callable[[NodeId], str | None]
 
 
 class RpcForwarder:
@@ -65,15 +66,15 @@ class RpcForwarder:
         self._resolve = resolve
         self._timeout_s = timeout_s
 
-    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
+    async def forward(self, node_id: NodeId, raw_txs: list[bytes]) -> None:
         url = self._resolve(node_id)
         if url is None:
-            raise ForwardError(f"node {node_id.hex()[:16]}… publishes no RPC endpoint to forward to")
+            raise ForwardError(f"node {node_id.short()}… publishes no RPC endpoint to forward to")
         calls: list[tuple[str, list[Any]]] = [("flk_send_txn", [raw.hex(), True]) for raw in raw_txs]
         try:
             await rpc_batch(url, calls, timeout_s=self._timeout_s)
         except RpcClientError as exc:
-            raise ForwardError(f"forwarding to {node_id.hex()[:16]}… at {url}: {exc}") from None
+            raise ForwardError(f"forwarding to {node_id.short()}… at {url}: {exc}") from None
 
 
 def decode_block_record(raw: bytes) -> tuple[Block, CommitProof]:
@@ -95,11 +96,11 @@ class RpcBlockSource:
         self._timeout_s = timeout_s
 
     async def fetch_blocks(
-        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+        self, node_id: NodeId, start: int, max_blocks: int, wait_s: float
     ) -> list[tuple[Block, CommitProof]]:
         url = self._resolve(node_id)
         if url is None:
-            raise BlockSourceError(f"node {node_id.hex()[:16]}… publishes no RPC endpoint to fetch blocks from")
+            raise BlockSourceError(f"node {node_id.short()}… publishes no RPC endpoint to fetch blocks from")
         try:
             records = await rpc_request(
                 url,
@@ -108,7 +109,7 @@ class RpcBlockSource:
                 timeout_s=wait_s + self._timeout_s,
             )
         except RpcClientError as exc:
-            raise BlockSourceError(f"fetching blocks from {node_id.hex()[:16]}… at {url}: {exc}") from None
+            raise BlockSourceError(f"fetching blocks from {node_id.short()}… at {url}: {exc}") from None
         if not isinstance(records, list) or len(records) > max_blocks:
             raise BlockSourceError(f"{url}: flk_get_blocks answered with something other than a list of blocks")
         out = []

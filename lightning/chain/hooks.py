@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lightning.crypto import PublicKey, parse_public_key
 from lightning.genesis import Genesis
+from lightning.ids import NodeId
 
 if TYPE_CHECKING:
     from lightning.chain.component import State
@@ -35,7 +35,7 @@ class EpochChange:
     previous: int
     epoch: int
     height: int  # the block that changed it
-    committee: tuple[bytes, ...]  # the new epoch's members, in committee order
+    committee: tuple[NodeId, ...]  # the new epoch's members, in committee order
 
 
 EpochHook = Callable[[EpochChange], object]  # the result is ignored
@@ -65,7 +65,7 @@ class RegistryNodes:
 
     def __init__(self, state: State, genesis: Genesis, allow: Iterable[str] = ()) -> None:
         self._state = state
-        self._base = frozenset([*(parse_public_key(n.node_key) for n in genesis.nodes), *map(parse_public_key, allow)])
+        self._base = frozenset([*(NodeId.parse(n.node_key) for n in genesis.nodes), *map(NodeId.parse, allow)])
         self._nodes = self._base
         self._epoch = -1
 
@@ -75,14 +75,14 @@ class RegistryNodes:
             return False
         with self._state.view() as view:
             min_stake = view.param("min_stake")
-            staked = [PublicKey(nid) for nid, n in view.nodes() if n.stake >= min_stake]
+            staked = [NodeId(nid) for nid, n in view.nodes() if n.stake >= min_stake]
             self._epoch = view.epoch
         nodes = self._base | frozenset(staked)
         changed = nodes != self._nodes
         self._nodes = nodes
         return changed
 
-    def nodes(self) -> frozenset[PublicKey]:
+    def nodes(self) -> frozenset[NodeId]:
         if self._state.running and self._state.epoch() != self._epoch:
             self.refresh()
         return self._nodes

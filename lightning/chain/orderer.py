@@ -13,11 +13,13 @@ from typing import Protocol
 
 import trio
 
+from lightning.ids import NodeId
+
 __all__ = ["Orderer"]
 
 
 class Orderer(Protocol):
-    def ordering_nodes(self) -> Sequence[bytes]:
+    def ordering_nodes(self) -> Sequence[NodeId]:
         """Node ids that currently accept transactions for ordering (where other nodes forward them)."""
         ...
 

@@ -21,6 +21,7 @@ from lightning.chain.txpool import TxPool
 from lightning.clock import WallClock
 from lightning.codec import encode
 from lightning.crypto import Domain, SigningKey
+from lightning.ids import NodeId
 from lightning.state.epoch import beacon_commitment
 from lightning.state.records import BEACON, EPOCH_VOTES, u64
 from lightning.state.tx import sign_transaction
@@ -37,7 +38,7 @@ class EpochDriver:
         self.state = state
         self.pool = pool
         self._key = node_key
-        self.node_id = node_key.public.raw
+        self.node_id = NodeId.of(node_key)
         self._clock = clock
         self._sent: dict[tuple[int, str], float] = {}
 

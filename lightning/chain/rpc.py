@@ -14,8 +14,8 @@ from lightning.chain.component import State
 from lightning.chain.mempool import TxRejected
 from lightning.chain.txpool import TxPool
 from lightning.codec import encode
-from lightning.crypto import parse_public_key
 from lightning.errors import LightningError
+from lightning.ids import AccountId, NodeId
 from lightning.rpc import Dispatcher, RpcError
 from lightning.rpc.jsonrpc import INVALID_PARAMS
 from lightning.state.executor import Receipt
@@ -32,13 +32,27 @@ MAX_BLOCKS_PAGE = 64
 MAX_BLOCKS_BYTES = 8 * 1024 * 1024  # per flk_get_blocks answer (at least one block)
 
 
-def _key(text: Any, what: str) -> bytes:
+def _node_id(text: Any, what: str) -> NodeId:
     if not isinstance(text, str):
         raise RpcError(INVALID_PARAMS, f"{what}: expected a hex string")
     try:
-        return parse_public_key(text).raw
+        return NodeId.parse(text)
     except LightningError as exc:
         raise RpcError(INVALID_PARAMS, f"{what}: {exc}") from None
+
+
+def _account(text: Any, what: str) -> AccountId:
+    if not isinstance(text, str):
+        raise RpcError(INVALID_PARAMS, f"{what}: expected a hex string")
+    try:
+        account = AccountId.parse(text)
+    except LightningError as exc:
+        raise RpcError(INVALID_PARAMS, f"{what}: {exc}") from None
+    if not account.is_ed25519:
+        raise RpcError(
+            INVALID_PARAMS, f"{what}: 20-byte addresses are not supported yet; use the account's Ed25519 key"
+        )
+    return account
 
 
 def _hex(text: Any, what: str, *, size: int | None = None, max_bytes: int = 1 << 20) -> bytes:
@@ -59,7 +73,7 @@ def _int(v: Any, what: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
     return v
 
 
-def node_json(node_id: bytes, n: NodeInfo, *, committee: bool) -> dict[str, Any]:
+def node_json(node_id: NodeId, n: NodeInfo, *, committee: bool) -> dict[str, Any]:
     return {
         "node_id": node_id.hex(),
         "owner": n.owner.hex(),
@@ -95,7 +109,7 @@ def register_state_rpc(d: Dispatcher, state: State, pool: TxPool) -> None:  # on
         return set(state.committee().members)
 
     async def get_account_info(address: str) -> dict[str, Any]:
-        addr = _key(address, "address")
+        addr = _account(address, "address")
         acct = state.account(addr)
         return {
             "address": addr.hex(),
@@ -105,18 +119,18 @@ def register_state_rpc(d: Dispatcher, state: State, pool: TxPool) -> None:  # on
         }
 
     async def get_flk_balance(address: str) -> str:
-        return str(state.account(_key(address, "address")).balance)
+        return str(state.account(_account(address, "address")).balance)
 
     async def get_staked(node_id: str) -> str:
-        n = state.node(_key(node_id, "node_id"))
+        n = state.node(_node_id(node_id, "node_id"))
         return "0" if n is None else str(n.stake)
 
     async def get_locked(node_id: str) -> str:
-        n = state.node(_key(node_id, "node_id"))
+        n = state.node(_node_id(node_id, "node_id"))
         return "0" if n is None else str(n.locked)
 
     async def get_node_info(node_id: str) -> dict[str, Any] | None:
-        nid = _key(node_id, "node_id")
+        nid = _node_id(node_id, "node_id")
         n = state.node(nid)
         return None if n is None else node_json(nid, n, committee=nid in committee_members())
 
@@ -166,7 +180,7 @@ def register_state_rpc(d: Dispatcher, state: State, pool: TxPool) -> None:  # on
         return {k: str(v) if k in AMOUNT_PARAMS else v for k, v in sorted(params.items())}
 
     async def get_reputation(node_id: str) -> int | None:
-        n = state.node(_key(node_id, "node_id"))
+        n = state.node(_node_id(node_id, "node_id"))
         return None if n is None else n.reputation
 
     async def get_state_root() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from lightning.chain.component import State
 from lightning.chain.txpool import TxPool
 from lightning.clock import WallClock
 from lightning.home import Keys
+from lightning.ids import NodeId
 from lightning.state.block import Block, CommitProof
 
 __all__ = ["Sequencer"]
@@ -31,12 +32,12 @@ class Sequencer:
     def __init__(self, state: State, pool: TxPool, keys: Keys, clock: WallClock, *, block_time_s: float) -> None:
         self.state = state
         self.pool = pool
-        self.node_id = keys.node.public.raw
+        self.node_id = keys.node_id
         self._consensus_key = keys.consensus
         self._clock = clock
         self._block_time_s = block_time_s
 
-    def ordering_nodes(self) -> Sequence[bytes]:
+    def ordering_nodes(self) -> Sequence[NodeId]:
         return (self.state.leader(),)
 
     def is_leader(self) -> bool:

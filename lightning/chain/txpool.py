@@ -20,6 +20,7 @@ from lightning.chain.component import State
 from lightning.chain.forward import ForwardError, TxForwarder
 from lightning.chain.mempool import Mempool, MempoolLimits, MempoolStats, TxRejected
 from lightning.config import StateConfig
+from lightning.ids import NodeId
 from lightning.state.store import BlockOutcome
 from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction
 
@@ -39,8 +40,8 @@ class TxPool:
         state: State,
         config: StateConfig,
         *,
-        node_id: bytes,
-        ordering_nodes: Callable[[], Sequence[bytes]],
+        node_id: NodeId,
+        ordering_nodes: Callable[[], Sequence[NodeId]],
         forwarder: TxForwarder | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -53,8 +54,8 @@ class TxPool:
         self._ordering_nodes = ordering_nodes
         self._forwarder = forwarder
         self._changed = trio.Event()
-        self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](FORWARD_QUEUE)
-        self._last_ordering: tuple[bytes, ...] = ()
+        self._send, self._receive = trio.open_memory_channel[tuple[NodeId, bytes]](FORWARD_QUEUE)
+        self._last_ordering: tuple[NodeId, ...] = ()
         state.add_commit_listener(self._on_commit)
         if registry is not None:
             Gauge("lightning_mempool_pending", "Transactions waiting in the mempool", registry=registry).set_function(
@@ -140,7 +141,7 @@ class TxPool:
             if self._forwarder is None:
                 continue
             # Drain what else is queued: one request per target carries up to FORWARD_BATCH transactions.
-            batches: dict[bytes, list[bytes]] = {target: [raw]}
+            batches: dict[NodeId, list[bytes]] = {target: [raw]}
             while sum(len(b) for b in batches.values()) < FORWARD_BATCH * 4:
                 try:
                     more_target, more_raw = self._receive.receive_nowait()
@@ -152,7 +153,7 @@ class TxPool:
                 for start in range(0, len(raws), FORWARD_BATCH):
                     await self._forward_batch(node_id, raws[start : start + FORWARD_BATCH])
 
-    async def _forward_batch(self, target: bytes, raws: list[bytes]) -> None:
+    async def _forward_batch(self, target: NodeId, raws: list[bytes]) -> None:
         assert self._forwarder is not None
         for attempt in range(1, FORWARD_ATTEMPTS + 1):
             try:

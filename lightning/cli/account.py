@@ -19,6 +19,7 @@ from lightning.config import load_config
 from lightning.crypto import SigningKey, parse_public_key
 from lightning.errors import LightningError
 from lightning.home import Home, HomeError, default_home
+from lightning.ids import NodeId
 from lightning.state.tx import TxMalformed, sign_transaction
 
 __all__ = ["account_app", "opt_app", "stake_app"]
@@ -133,7 +134,7 @@ def _quic_port(config: Any) -> int:
 
 
 def _node_id(client: _Client) -> str:
-    return client.home.load_key("node").public.hex
+    return str(NodeId.of(client.home.load_key("node")))
 
 
 # -- account -------------------------------------------------------------------------------------------------------
@@ -202,8 +203,8 @@ def deposit(
     client = _client(home, rpc)
     keys = client.home.load_keys()
     units = _amount(amount)
-    args: dict[str, Any] = {"node": keys.node.public.raw, "amount": units}
-    if client.call("flk_get_node_info", keys.node_id) is None:
+    args: dict[str, Any] = {"node": keys.node_id, "amount": units}
+    if client.call("flk_get_node_info", str(keys.node_id)) is None:
         config = load_config(client.home.config_path)
         addr = host or config.node.listen_host
         if addr in ("0.0.0.0", "::"):
@@ -227,8 +228,8 @@ def lock(
     """Lock this node's stake for EPOCHS epochs."""
     client = _client(home, rpc)
     keys = client.home.load_keys()
-    receipt = _send(client, keys.account, "stake_lock", timeout, node=keys.node.public.raw, epochs=epochs)
-    info = client.call("flk_get_node_info", keys.node_id)
+    receipt = _send(client, keys.account, "stake_lock", timeout, node=keys.node_id, epochs=epochs)
+    info = client.call("flk_get_node_info", str(keys.node_id))
     _done(f"stake locked until epoch {info['stake_locked_until']}", receipt)
 
 
@@ -243,8 +244,8 @@ def unstake(
     client = _client(home, rpc)
     keys = client.home.load_keys()
     units = _amount(amount)
-    receipt = _send(client, keys.account, "unstake", timeout, node=keys.node.public.raw, amount=units)
-    info = client.call("flk_get_node_info", keys.node_id)
+    receipt = _send(client, keys.account, "unstake", timeout, node=keys.node_id, amount=units)
+    info = client.call("flk_get_node_info", str(keys.node_id))
     _done(f"unstaked {_flk(units)}; withdrawable from epoch {info['locked_until']}", receipt)
 
 
@@ -258,10 +259,10 @@ def withdraw(
     """Withdraw unstaked FLK once its lock period is over."""
     client = _client(home, rpc)
     keys = client.home.load_keys()
-    args: dict[str, Any] = {"node": keys.node.public.raw}
+    args: dict[str, Any] = {"node": keys.node_id}
     if to:
         args["recipient"] = parse_public_key(to).raw
-    before = client.call("flk_get_node_info", keys.node_id)
+    before = client.call("flk_get_node_info", str(keys.node_id))
     receipt = _send(client, keys.account, "withdraw_unstaked", timeout, **args)
     _done(f"withdrew {_flk(before['locked'] if before else 0)}", receipt)
 
@@ -290,8 +291,8 @@ def _print_node(client: _Client, node_id: str) -> None:
 def _opt(method: str, home: Path | None, rpc: str | None, timeout: float) -> None:
     client = _client(home, rpc)
     keys = client.home.load_keys()
-    receipt = _send(client, keys.account, method, timeout, node=keys.node.public.raw)
-    info = client.call("flk_get_node_info", keys.node_id)
+    receipt = _send(client, keys.account, method, timeout, node=keys.node_id)
+    info = client.call("flk_get_node_info", str(keys.node_id))
     _done(f"participation is now {info['participation']!r} (takes effect at the next epoch)", receipt)
 
 

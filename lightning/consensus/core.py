@@ -46,6 +46,7 @@ from lightning.consensus.messages import (
 )
 from lightning.consensus.safety import SafetyState
 from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof, quorum
 
 __all__ = [
@@ -66,7 +67,7 @@ MAX_BODIES = 64
 
 @dataclass(frozen=True)
 class Member:
-    node_id: bytes
+    node_id: NodeId
     key: bytes  # consensus public key
 
 

@@ -24,8 +24,8 @@ from lightning.config import ConsensusConfig
 from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
 from lightning.consensus.messages import MessageInvalid
 from lightning.consensus.safety import SafetyStore
-from lightning.crypto import PublicKey
 from lightning.home import Keys
+from lightning.ids import NodeId
 from lightning.net import NetError, Pool, Scope
 from lightning.state.block import Block, BlockMalformed, check_timestamp
 from lightning.state.executor import InvalidBlock, check_header
@@ -71,7 +71,7 @@ class Consensus:
         self.state = state
         self.txpool = txpool
         self.pool = pool
-        self.node_id = keys.node.public.raw
+        self.node_id = keys.node_id
         self._key = keys.consensus
         self._clock = clock
         self._safety = safety
@@ -86,18 +86,18 @@ class Consensus:
         self.core: Core | None = None
         pool.on_message(Scope.CONSENSUS, self._on_message)
 
-    def ordering_nodes(self) -> Sequence[bytes]:
+    def ordering_nodes(self) -> Sequence[NodeId]:
         return self.state.committee().members
 
-    async def _on_message(self, peer: PublicKey, msg: Any) -> None:
-        index = self._members.get(peer.raw)
+    async def _on_message(self, peer: NodeId, msg: Any) -> None:
+        index = self._members.get(peer)
         if index is None:
-            logger.debug("consensus message from %s…, not a member of epoch %d", peer.hex[:16], self._epoch)
+            logger.debug("consensus message from %s…, not a member of epoch %d", peer.short(), self._epoch)
             return
         try:
             self._inbox_send.send_nowait(("msg", (index, msg)))
         except trio.WouldBlock:
-            logger.warning("consensus inbox full: dropped a message from %s…", peer.hex[:16])
+            logger.warning("consensus inbox full: dropped a message from %s…", peer.short())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -110,7 +110,7 @@ class Consensus:
                 continue
             await self._run_epoch(head.epoch, committee.members)
 
-    async def _run_epoch(self, epoch: int, member_ids: Sequence[bytes]) -> None:
+    async def _run_epoch(self, epoch: int, member_ids: Sequence[NodeId]) -> None:
         keys = self.state.consensus_keys(epoch)
         members = [Member(nid, key) for nid, key in zip(member_ids, keys, strict=True)]
         saved = self._safety.load() if self._inline else await trio.to_thread.run_sync(self._safety.load)
@@ -141,13 +141,13 @@ class Consensus:
                 nursery.cancel_scope.cancel()
                 self.core = None
 
-    async def _sender(self, node_id: bytes, receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
-        peer = PublicKey(node_id)
+    async def _sender(self, node_id: NodeId, receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+        peer = NodeId(node_id)
         async for msg in receive:
             try:
                 await self.pool.send(peer, Scope.CONSENSUS, msg)
             except NetError as exc:
-                logger.debug("consensus send to %s… failed: %s", node_id.hex()[:16], exc)
+                logger.debug("consensus send to %s… failed: %s", node_id.short(), exc)
 
     async def _loop(
         self, core: Core, outboxes: list[trio.MemorySendChannel[dict[str, Any]]], nursery: trio.Nursery
@@ -166,7 +166,7 @@ class Consensus:
                     outs = core.on_message(sender, msg, now)
                 except MessageInvalid as exc:
                     logger.warning(
-                        "consensus: member %d (%s…): %s", sender, core.members[sender].node_id.hex()[:16], exc
+                        "consensus: member %d (%s…): %s", sender, core.members[sender].node_id.short(), exc
                     )
             elif kind == "propose":
                 outs = self._propose(core, payload, now)

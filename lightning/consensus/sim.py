@@ -31,6 +31,7 @@ from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, P
 from lightning.consensus.messages import CommitVote, MessageInvalid, Proposal, Vote, decode_message, verify_commit_proof
 from lightning.consensus.safety import MemorySafetyStore
 from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof
 
 __all__ = ["ALL_FAULTS", "SimConfig", "SimResult", "run_simulation"]
@@ -92,7 +93,7 @@ class _Sim:
         self.n, self.f = n, (n - 1) // 3
         self.keys = [SigningKey(blake3.blake3(b"sim-key-%d" % i).digest()) for i in range(n)]
         self.members = [
-            Member(blake3.blake3(b"sim-node-%d" % i).digest(), k.public.raw) for i, k in enumerate(self.keys)
+            Member(NodeId(blake3.blake3(b"sim-node-%d" % i).digest()), k.public.raw) for i, k in enumerate(self.keys)
         ]
         genesis = blake3.blake3(b"sim-genesis").digest()
         self.chains = [_Chain(genesis) for _ in range(n)]

@@ -162,7 +162,7 @@ def make_cluster(
         home.config_path.write_text(dump_toml(config))
         home.genesis_path(config.node.genesis).write_text(genesis_text)
         layouts.append(
-            NodeLayout(name, home.root, k.node_id, host, bind, bind, http_port, rpc_port, quic_port, i < committee)
+            NodeLayout(name, home.root, str(k.node_id), host, bind, bind, http_port, rpc_port, quic_port, i < committee)
         )
     layout = ClusterLayout(out.absolute(), DEV_CHAIN_ID, faucet.public.hex, tuple(layouts))
     layout.save()

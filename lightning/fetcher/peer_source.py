@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from lightning.blockstore.writer import VerificationFailed
-from lightning.crypto import PublicKey
 from lightning.fetcher.fetcher import NotFound, OriginFailed, Pointer, Sink
+from lightning.ids import NodeId
 from lightning.net.blocks import BlockFetcher
 from lightning.net.errors import NetError, PeerProtocolError
 from lightning.net.errors import NotFound as PeerNotFound
@@ -23,7 +23,7 @@ __all__ = ["PeerSource"]
 logger = logging.getLogger(__name__)
 
 
-Locate = Callable[[Pointer], tuple[bytes, Sequence[PublicKey]] | None]
+Locate = Callable[[Pointer], tuple[bytes, Sequence[NodeId]] | None]
 
 
 class PeerSource:
@@ -51,14 +51,14 @@ class PeerSource:
                     await sink.write(chunk)
                 return
             except (VerificationFailed, PeerProtocolError) as exc:
-                logger.warning("peer %s sent bad content for %s: %s", peer.hex[:16], pointer, exc)
+                logger.warning("peer %s sent bad content for %s: %s", peer.short(), pointer, exc)
                 if sink.written:
-                    raise OriginFailed(f"peer {peer.hex[:16]}: {exc}") from None
-                failures.append(f"{peer.hex[:16]}: {exc}")
+                    raise OriginFailed(f"peer {peer.short()}: {exc}") from None
+                failures.append(f"{peer.short()}: {exc}")
             except PeerNotFound:
-                failures.append(f"{peer.hex[:16]}: not there")
+                failures.append(f"{peer.short()}: not there")
             except NetError as exc:
                 if sink.written:
-                    raise OriginFailed(f"peer {peer.hex[:16]}: {exc}") from None
-                failures.append(f"{peer.hex[:16]}: {exc}")
+                    raise OriginFailed(f"peer {peer.short()}: {exc}") from None
+                failures.append(f"{peer.short()}: {exc}")
         raise NotFound(f"no peer has {pointer}" + (f" ({'; '.join(failures)})" if failures else ""))

@@ -22,8 +22,8 @@ import trio
 from prometheus_client import CollectorRegistry, Counter
 
 from lightning.codec import CodecError, decode, encode
-from lightning.crypto import PublicKey
 from lightning.errors import LightningError
+from lightning.ids import NodeId
 
 if TYPE_CHECKING:
     from lightning.broadcast import Broadcast
@@ -47,26 +47,26 @@ class Resolver:
         self._m_learned = Counter("lightning_resolver_learned", "Records learned from other nodes", registry=registry)
         self._m_rejected = Counter("lightning_resolver_rejected", "Malformed records rejected", registry=registry)
         self._max = max_records
-        self._records: OrderedDict[str, tuple[bytes, list[PublicKey]]] = OrderedDict()
+        self._records: OrderedDict[str, tuple[bytes, list[NodeId]]] = OrderedDict()
         self._send, self._recv = trio.open_memory_channel[tuple[str, bytes]](ANNOUNCE_QUEUE)
         self.announced = 0
         self.conflicts = 0
         self.learned = 0
         self.rejected = 0
 
-    def lookup(self, alias: str) -> tuple[bytes, list[PublicKey]] | None:
+    def lookup(self, alias: str) -> tuple[bytes, list[NodeId]] | None:
         record = self._records.get(alias)
         if record is not None:
             self._records.move_to_end(alias)
         return record
 
-    def learn(self, alias: str, root: bytes, provider: PublicKey) -> None:
+    def learn(self, alias: str, root: bytes, provider: NodeId) -> None:
         record = self._records.get(alias)
         if record is not None and record[0] != root:
             # A conflicting claim: keep the first (an attacker cannot displace a record others already hold) and
             # count it; a node that serves the wrong content is caught by nobody here, so log who claimed what.
             self.conflicts += 1
-            logger.warning("resolver: %s claims %s is %s, we hold %s", provider.hex[:16], alias, root.hex()[:16],
+            logger.warning("resolver: %s claims %s is %s, we hold %s", provider.short(), alias, root.hex()[:16],
                            record[0].hex()[:16])  # fmt: skip
             return
         if record is None:
@@ -123,7 +123,7 @@ class Resolver:
                 if not ok:
                     self.rejected += 1
                     self._m_rejected.inc()
-                    logger.warning("bad resolver record from %s", received.message.origin.hex[:16])
+                    logger.warning("bad resolver record from %s", received.message.origin.short())
                     subscription.reject(received)
                     continue
                 self.learn(alias, root, received.message.origin)

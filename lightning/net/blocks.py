@@ -31,7 +31,7 @@ from lightning.blockstore.verify import (
     blocks_for_byte_range,
 )
 from lightning.blockstore.writer import VerificationFailed
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net.errors import (
     BadRequest,
     InternalError,
@@ -78,7 +78,7 @@ class BlockServer:
         self.served = 0
         pool.on_stream(Scope.BLOCKS, self._serve)
 
-    async def _serve(self, peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+    async def _serve(self, peer: NodeId, msg: Any, out: ReplyWriter) -> None:
         root, byte_range = parse_block_request(msg)
         if self.active >= self._concurrency:
             raise TooManyRequests(f"serving {self.active} transfers already")
@@ -99,7 +99,7 @@ class BlockServer:
                 await out.send(chunk)
             self.served += 1
         except (CorruptBlock, CorruptObject) as exc:  # our disk is bad: never send what does not verify
-            logger.error("cannot serve %s to %s: %s", root.hex()[:16], peer.hex[:16], exc)
+            logger.error("cannot serve %s to %s: %s", root.hex()[:16], peer.short(), exc)
             raise InternalError("the stored copy is corrupt") from None
         finally:
             self.active -= 1
@@ -108,7 +108,7 @@ class BlockServer:
 class FetchResult:
     __slots__ = ("length", "peer", "root")
 
-    def __init__(self, root: bytes, length: int, peer: PublicKey | None) -> None:
+    def __init__(self, root: bytes, length: int, peer: NodeId | None) -> None:
         self.root = root
         self.length = length
         self.peer = peer
@@ -139,7 +139,7 @@ class BlockFetcher:
         self._limiter = trio.CapacityLimiter(concurrency)
         self._timeout_s = timeout_s
 
-    async def fetch(self, root: bytes, peers: Sequence[PublicKey], *, pin: bool = False) -> FetchResult:
+    async def fetch(self, root: bytes, peers: Sequence[NodeId], *, pin: bool = False) -> FetchResult:
         """Store object ``root`` from the first of ``peers`` that delivers it verified. Raises FetchFailed."""
         info = self._bs.info(root)
         if info is not None:
@@ -151,19 +151,19 @@ class BlockFetcher:
                     length = await self._fetch_from(peer, root, pin)
                 except VerificationFailed as exc:
                     self._pool.penalize(peer, "sent a block that does not verify")
-                    failures.append(f"{peer.hex[:16]}: {exc}")
+                    failures.append(f"{peer.short()}: {exc}")
                 except PeerProtocolError as exc:
                     self._pool.penalize(peer, "broke the block transfer protocol")
-                    failures.append(f"{peer.hex[:16]}: {exc}")
+                    failures.append(f"{peer.short()}: {exc}")
                 except NetError as exc:
-                    failures.append(f"{peer.hex[:16]}: {exc}")
+                    failures.append(f"{peer.short()}: {exc}")
                 else:
-                    logger.info("fetched %s (%d bytes) from %s", root.hex()[:16], length, peer.hex[:16])
+                    logger.info("fetched %s (%d bytes) from %s", root.hex()[:16], length, peer.short())
                     return FetchResult(root, length, peer)
         detail = "; ".join(failures) if failures else "no peers to ask"
         raise FetchFailed(f"could not fetch {root.hex()}: {detail}")
 
-    async def _fetch_from(self, peer: PublicKey, root: bytes, pin: bool) -> int:
+    async def _fetch_from(self, peer: NodeId, root: bytes, pin: bool) -> int:
         async with self._pool.open_stream(peer, Scope.BLOCKS, {"root": root}, timeout_s=self._timeout_s) as reply:
             total, _, _ = _check_header(reply.header, None)
             async with self._bs.writer(expected_root=root, pin=pin) as writer:
@@ -173,7 +173,7 @@ class BlockFetcher:
         return total
 
     async def _verified_blocks(
-        self, peer: PublicKey, root: bytes, byte_range: tuple[int, int] | None
+        self, peer: NodeId, root: bytes, byte_range: tuple[int, int] | None
     ) -> AsyncGenerator[tuple[VerifiedBlock, int], None]:
         """Each block of the peer's proof stream once it verified, with the object's length (bound to the root by
         the first verified block). Raises VerificationFailed (after penalising the peer), PeerProtocolError,
@@ -199,7 +199,7 @@ class BlockFetcher:
                 raise VerificationFailed(f"object {root.hex()}: {exc}") from exc
 
     async def stream_object(
-        self, peer: PublicKey, root: bytes, on_length: Callable[[int], None]
+        self, peer: NodeId, root: bytes, on_length: Callable[[int], None]
     ) -> AsyncIterator[bytes]:
         """Verified bytes of the whole object ``root`` from ``peer``, in order, without storing them (the content
         fetcher streams them to clients and stores them itself). ``on_length`` gets the object's length before the
@@ -214,7 +214,7 @@ class BlockFetcher:
         if not announced:  # the empty object: its root was checked by the decoder
             on_length(0)
 
-    async def read_range(self, peer: PublicKey, root: bytes, first_byte: int, end_byte: int) -> AsyncIterator[bytes]:
+    async def read_range(self, peer: NodeId, root: bytes, first_byte: int, end_byte: int) -> AsyncIterator[bytes]:
         """Verified bytes [first_byte, end_byte) of ``root`` from ``peer``, without storing them. Raises
         VerificationFailed (after penalising the peer) or NetError."""
         async with contextlib.aclosing(self._verified_blocks(peer, root, (first_byte, end_byte))) as blocks:

@@ -46,7 +46,7 @@ from aioquic.quic.connection import QuicConnection, stream_is_client_initiated, 
 from cryptography.hazmat.primitives import serialization
 
 from lightning.codec import CodecError, decode, encode, frame
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.logs import PeerAdapter
 from lightning.net.errors import (
     ConnectionLost,
@@ -215,7 +215,7 @@ class QuicConn:
         endpoint: QuicEndpoint,
         quic: QuicConnection,
         *,
-        expected_peer: PublicKey | None,
+        expected_peer: NodeId | None,
         address: tuple[str, int] | None,
         route_cids: tuple[bytes, ...] = (),
     ) -> None:
@@ -226,7 +226,7 @@ class QuicConn:
         self.address = address
         self.send_buffer_bytes = endpoint.config.send_buffer_bytes
         self.recv_limit_bytes = endpoint.config.max_frame_bytes + endpoint.config.stream_window_bytes + 65536
-        self._peer: PublicKey | None = expected_peer if self.is_client else None
+        self._peer: NodeId | None = expected_peer if self.is_client else None
         self._streams: dict[int, QuicStreamIO] = {}
         self._accept: deque[QuicStreamIO] = deque()
         self._accept_lot = trio.lowlevel.ParkingLot()
@@ -250,17 +250,17 @@ class QuicConn:
         self.log = PeerAdapter(logger, {"peer": self._describe()})
 
     def _describe(self) -> str:
-        who = self._peer.hex[:16] if self._peer is not None else "?"
+        who = self._peer.short() if self._peer is not None else "?"
         return f"{who}@{self.address[0]}:{self.address[1]}" if self.address else who
 
     # -- transport.Connection -----------------------------------------------------------------------------------
     @property
-    def peer(self) -> PublicKey:
+    def peer(self) -> NodeId:
         assert self._peer is not None, "peer is known once the connection is authenticated"
         return self._peer
 
     @property
-    def initiator(self) -> PublicKey:
+    def initiator(self) -> NodeId:
         return self.endpoint.node_id if self.is_client else self.peer
 
     @property
@@ -369,7 +369,7 @@ class QuicConn:
             assert self.expected_peer is not None
             raise self._fail_handshake(
                 WrongPeerKey(
-                    f"{self._describe()} proved node key {key.hex[:16]}…, not {self.expected_peer.hex[:16]}… "
+                    f"{self._describe()} proved node key {key.short()}…, not {self.expected_peer.short()}… "
                     "(wrong address, or the node changed its key)"
                 )
             )
@@ -407,7 +407,7 @@ class QuicConn:
         self._peer = key
         refusal = self.endpoint.admit(key)
         if refusal is not None:
-            self.log.info("refused connection from %s: %s", key.hex[:16], refusal)
+            self.log.info("refused connection from %s: %s", key.short(), refusal)
             raise self._fail_handshake(Unauthorized(refusal))
         stream.send_nowait(frame(encode({"ok": True})), end=True)
         self._streams.pop(AUTH_STREAM, None)

@@ -23,7 +23,8 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net.driver import QuicConn
 from lightning.net.errors import NetError
 from lightning.net.identity import ALPN, TlsIdentity
@@ -94,8 +95,8 @@ class QuicEndpoint:
         self.dropped_in = 0
 
     @property
-    def node_id(self) -> PublicKey:
-        return self.node_key.public
+    def node_id(self) -> NodeId:
+        return NodeId.of(self.node_key)
 
     # -- transport.Transport ------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[tuple[str, int] | None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -129,7 +130,7 @@ class QuicEndpoint:
             self._sock = None
             sock.close()
 
-    def connect(self, peer: PublicKey, address: tuple[str, int] | None) -> QuicConn:
+    def connect(self, peer: NodeId, address: tuple[str, int] | None) -> QuicConn:
         assert address is not None, "QUIC needs an address to dial"
         quic = QuicConnection(configuration=self._client_config)
         return QuicConn(self, quic, expected_peer=peer, address=address, route_cids=(quic.host_cid,))

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from lightning.codec import CodecError, decode, encode
-from lightning.crypto import PUBLIC_KEY_BYTES, BadSignature, Domain, PublicKey, SigningKey
+from lightning.crypto import PUBLIC_KEY_BYTES, BadSignature, Domain, SigningKey
+from lightning.ids import NodeId
 from lightning.net.errors import HandshakeFailed
 
 __all__ = [
@@ -89,7 +90,7 @@ class TlsIdentity:
         return hashlib.sha256(self.certificate_der).digest()
 
 
-def node_key_from_certificate(cert: x509.Certificate) -> PublicKey:
+def node_key_from_certificate(cert: x509.Certificate) -> NodeId:
     """The node key a peer's certificate is bound to. Raises HandshakeFailed if the binding is missing or bad."""
     try:
         ext = cert.extensions.get_extension_for_oid(BINDING_OID)
@@ -104,11 +105,11 @@ def node_key_from_certificate(cert: x509.Certificate) -> PublicKey:
     try:
         key.verify(Domain.TLS_BINDING, _spki(cert), sig)
     except BadSignature:
-        raise HandshakeFailed(f"the certificate's node-key binding does not verify for {key.hex[:16]}…") from None
+        raise HandshakeFailed(f"the certificate's node-key binding does not verify for {key.short()}…") from None
     return key
 
 
-def _key_and_sig(data: bytes, what: str) -> tuple[PublicKey, bytes]:
+def _key_and_sig(data: bytes, what: str) -> tuple[NodeId, bytes]:
     if len(data) > MAX_PROOF_BYTES:
         raise HandshakeFailed(f"{what} of {len(data)} bytes is too large")
     try:
@@ -123,7 +124,7 @@ def _key_and_sig(data: bytes, what: str) -> tuple[PublicKey, bytes]:
         or len(value["key"]) != PUBLIC_KEY_BYTES
     ):
         raise HandshakeFailed(f"{what} must be {{key: 32 bytes, sig: bytes}}")
-    return PublicKey(value["key"]), value["sig"]
+    return NodeId(value["key"]), value["sig"]
 
 
 def auth_transcript(client_cid: bytes, server_cid: bytes, server_cert_hash: bytes) -> bytes:
@@ -135,11 +136,11 @@ def make_client_proof(node_key: SigningKey, transcript: bytes) -> bytes:
     return encode({"key": node_key.public.raw, "sig": node_key.sign(Domain.HANDSHAKE, transcript)})
 
 
-def verify_client_proof(proof: bytes, transcript: bytes) -> PublicKey:
+def verify_client_proof(proof: bytes, transcript: bytes) -> NodeId:
     """The client's node key. Raises HandshakeFailed unless the proof signs this connection's transcript."""
     key, sig = _key_and_sig(proof, "client proof")
     try:
         key.verify(Domain.HANDSHAKE, transcript, sig)
     except BadSignature:
-        raise HandshakeFailed(f"client proof from {key.hex[:16]}… does not sign this connection") from None
+        raise HandshakeFailed(f"client proof from {key.short()}… does not sign this connection") from None
     return key

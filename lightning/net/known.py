@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from lightning.crypto import PublicKey, parse_public_key
 from lightning.genesis import Genesis
+from lightning.ids import NodeId
 
 __all__ = ["GenesisNodes", "KnownNodes"]
 
@@ -19,7 +19,7 @@ __all__ = ["GenesisNodes", "KnownNodes"]
 class KnownNodes(Protocol):
     """The nodes of the network, as public keys."""
 
-    def nodes(self) -> frozenset[PublicKey]: ...
+    def nodes(self) -> frozenset[NodeId]: ...
 
     def __contains__(self, node: object) -> bool: ...
 
@@ -28,15 +28,15 @@ class GenesisNodes:
     """The genesis nodes plus an allow-list (``[net] allow``): a network whose node set never changes (tests,
     simulations, tools)."""
 
-    def __init__(self, nodes: Iterable[PublicKey]) -> None:
+    def __init__(self, nodes: Iterable[NodeId]) -> None:
         self._nodes = frozenset(nodes)
 
     @classmethod
     def from_genesis(cls, genesis: Genesis, allow: Iterable[str] = ()) -> GenesisNodes:
-        keys = [parse_public_key(n.node_key) for n in genesis.nodes]
-        return cls([*keys, *(parse_public_key(a) for a in allow)])
+        keys = [NodeId.parse(n.node_key) for n in genesis.nodes]
+        return cls([*keys, *(NodeId.parse(a) for a in allow)])
 
-    def nodes(self) -> frozenset[PublicKey]:
+    def nodes(self) -> frozenset[NodeId]:
         return self._nodes
 
     def __contains__(self, node: object) -> bool:

@@ -41,8 +41,9 @@ import trio
 
 from lightning.codec import CodecError, decode, encode, frame
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey
 from lightning.errors import LightningError
+from lightning.ids import NodeId
+from lightning.logs import peer_log
 from lightning.net.admission import AddressBook, Admission
 from lightning.net.errors import (
     ConnectionLost,
@@ -78,9 +79,9 @@ __all__ = ["MessageHandler", "PeerPool", "Pool", "PoolStatistics", "RequestHandl
 
 logger = logging.getLogger(__name__)
 
-MessageHandler = Callable[[PublicKey, Any], Awaitable[None]]
-RequestHandler = Callable[[PublicKey, Any], Awaitable[Any]]
-StreamHandler = Callable[[PublicKey, Any, ReplyWriter], Awaitable[None]]
+MessageHandler = Callable[[NodeId, Any], Awaitable[None]]
+RequestHandler = Callable[[NodeId, Any], Awaitable[Any]]
+StreamHandler = Callable[[NodeId, Any, ReplyWriter], Awaitable[None]]
 
 BAN_AFTER_PENALTIES = 3
 BAN_BASE_S = 60.0
@@ -99,7 +100,7 @@ class Pool(Protocol):
     """What components use (both :class:`PeerPool` over QUIC and over the simulated network provide it)."""
 
     @property
-    def node_id(self) -> PublicKey: ...
+    def node_id(self) -> NodeId: ...
 
     def on_message(self, scope: Scope, handler: MessageHandler) -> None: ...
 
@@ -107,19 +108,19 @@ class Pool(Protocol):
 
     def on_stream(self, scope: Scope, handler: StreamHandler) -> None: ...
 
-    async def send(self, peer: PublicKey, scope: Scope, msg: Any) -> None: ...
+    async def send(self, peer: NodeId, scope: Scope, msg: Any) -> None: ...
 
-    async def request(self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None) -> Any: ...
+    async def request(self, peer: NodeId, scope: Scope, msg: Any, *, timeout_s: float | None = None) -> Any: ...
 
     def open_stream(
-        self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None
+        self, peer: NodeId, scope: Scope, msg: Any, *, timeout_s: float | None = None
     ) -> AbstractAsyncContextManager[ReplyStream]: ...
 
-    def peers(self) -> list[PublicKey]: ...
+    def peers(self) -> list[NodeId]: ...
 
-    def add_address(self, peer: PublicKey, address: tuple[str, int]) -> None: ...
+    def add_address(self, peer: NodeId, address: tuple[str, int]) -> None: ...
 
-    def penalize(self, peer: PublicKey, reason: str) -> None: ...
+    def penalize(self, peer: NodeId, reason: str) -> None: ...
 
     def statistics(self) -> PoolStatistics: ...
 
@@ -129,7 +130,7 @@ class Pool(Protocol):
 @dataclass(eq=False)
 class _Conn:
     conn: Connection
-    peer: PublicKey
+    peer: NodeId
     last_used: float
     active: int = 0
     created: float = field(default_factory=trio.current_time)
@@ -181,18 +182,18 @@ class PeerPool:
         self.metrics = metrics if metrics is not None else NetMetrics()
         self._rng = rng if rng is not None else random.Random()
         self._needs_address = needs_address
-        self._peers: dict[PublicKey, _Peer] = {}
+        self._peers: dict[NodeId, _Peer] = {}
         self._conns: set[_Conn] = set()
         self._message_handlers: dict[Scope, MessageHandler] = {}
         self._request_handlers: dict[Scope, RequestHandler] = {}
         self._stream_handlers: dict[Scope, StreamHandler] = {}
-        self._queues = {s: trio.open_memory_channel[tuple[PublicKey, Any]](config.message_queue_len) for s in Scope}
+        self._queues = {s: trio.open_memory_channel[tuple[NodeId, Any]](config.message_queue_len) for s in Scope}
         self._spawn_send, self._spawn_recv = trio.open_memory_channel[tuple[Connection, _Dial]](math.inf)
         self.address: tuple[str, int] | None = None
         transport.admit = self.admit_connection
 
     @property
-    def node_id(self) -> PublicKey:
+    def node_id(self) -> NodeId:
         return self.transport.node_id
 
     # -- handlers -----------------------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ class PeerPool:
         self._stream_handlers[scope] = handler
 
     # -- the API ------------------------------------------------------------------------------------------------
-    async def send(self, peer: PublicKey, scope: Scope, msg: Any) -> None:
+    async def send(self, peer: NodeId, scope: Scope, msg: Any) -> None:
         """Send a message. Raises CodecError (not encodable / too large), PeerUnavailable, ConnectionLost (it may
         or may not have arrived)."""
         data = frame(encode(msg), max_bytes=self.config.max_frame_bytes)
@@ -223,7 +224,7 @@ class PeerPool:
         await stream.send(data)
         self.metrics.bytes_out[scope].inc(len(data))
 
-    async def request(self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None) -> Any:
+    async def request(self, peer: NodeId, scope: Scope, msg: Any, *, timeout_s: float | None = None) -> Any:
         """One request, one reply. Raises Rejected subclasses, RequestTimeout, PeerUnavailable, ConnectionLost,
         PeerProtocolError, CodecError (our message)."""
         data = preamble(StreamKind.REQUEST, scope) + frame(encode(msg), max_bytes=self.config.max_frame_bytes)
@@ -256,11 +257,11 @@ class PeerPool:
                     if not done:
                         stream.reset(ResetCode.CANCELLED)
         assert deadline.cancelled_caught
-        raise RequestTimeout(f"{scope.name.lower()} request to {peer.hex[:16]}… timed out after {timeout:.1f} s")
+        raise RequestTimeout(f"{scope.name.lower()} request to {peer.short()}… timed out after {timeout:.1f} s")
 
     @asynccontextmanager
     async def open_stream(
-        self, peer: PublicKey, scope: Scope, msg: Any, *, timeout_s: float | None = None
+        self, peer: NodeId, scope: Scope, msg: Any, *, timeout_s: float | None = None
     ) -> AsyncIterator[ReplyStream]:
         """``async with pool.open_stream(peer, scope, msg) as reply:`` ``reply.header``, then ``async for chunk in
         reply``. ``timeout_s`` bounds the wait for the header and any stall after. Raises like :meth:`request`."""
@@ -271,7 +272,7 @@ class PeerPool:
             with trio.move_on_after(timeout) as deadline:
                 c = await self._connection(peer)
             if deadline.cancelled_caught:
-                raise RequestTimeout(f"no connection to {peer.hex[:16]}… within {timeout:.1f} s")
+                raise RequestTimeout(f"no connection to {peer.short()}… within {timeout:.1f} s")
             stream = c.conn.open_stream()
             c.active += 1
             reply: ReplyStream | None = None
@@ -298,26 +299,26 @@ class PeerPool:
                 if reply is None or not reply.finished:
                     stream.reset(ResetCode.CANCELLED)
 
-    def peers(self) -> list[PublicKey]:
+    def peers(self) -> list[NodeId]:
         """Peers with an open connection."""
         return [peer for peer, p in self._peers.items() if p.conns]
 
-    def add_address(self, peer: PublicKey, address: tuple[str, int]) -> None:
+    def add_address(self, peer: NodeId, address: tuple[str, int]) -> None:
         self.addresses.add(peer, address)
         p = self._peers.get(peer)
         if p is not None:  # a new address deserves a dial now
             p.retry_at = -math.inf
 
-    def penalize(self, peer: PublicKey, reason: str) -> None:
+    def penalize(self, peer: NodeId, reason: str) -> None:
         """Record misbehaviour. After a few penalties the peer is banned for a while (doubling) and dropped."""
         p = self._peer(peer)
         p.penalties += 1
         self.metrics.penalty(reason)
-        logger.warning("[%s] penalised: %s (%d penalties)", peer.hex[:16], reason, p.penalties)
+        peer_log(logger, peer).warning("penalised: %s (%d penalties)", reason, p.penalties)
         if p.penalties >= BAN_AFTER_PENALTIES:
             ban_s = min(BAN_BASE_S * 2 ** (p.penalties - BAN_AFTER_PENALTIES), BAN_MAX_S)
             p.banned_until = trio.current_time() + ban_s
-            logger.warning("[%s] banned for %.0f s", peer.hex[:16], ban_s)
+            peer_log(logger, peer).warning("banned for %.0f s", ban_s)
             for c in list(p.conns):
                 c.conn.close(CloseCode.BANNED, "banned")
 
@@ -350,7 +351,7 @@ class PeerPool:
         async for conn, dial in self._spawn_recv:
             nursery.start_soon(self._connection_main, conn, dial)
 
-    async def _dispatch_messages(self, scope: Scope, recv: trio.MemoryReceiveChannel[tuple[PublicKey, Any]]) -> None:
+    async def _dispatch_messages(self, scope: Scope, recv: trio.MemoryReceiveChannel[tuple[NodeId, Any]]) -> None:
         async for peer, msg in recv:
             handler = self._message_handlers.get(scope)
             if handler is None:
@@ -359,20 +360,20 @@ class PeerPool:
             try:
                 await handler(peer, msg)
             except LightningError as exc:  # the handler judged the message bad
-                logger.warning("[%s] %s message rejected: %s", peer.hex[:16], scope.name.lower(), exc)
+                peer_log(logger, peer).warning("%s message rejected: %s", scope.name.lower(), exc)
                 self.metrics.rejection("bad_message")
             except Exception:  # a handler bug must not take the node down for one peer's message
-                logger.exception("[%s] %s message handler failed", peer.hex[:16], scope.name.lower())
+                peer_log(logger, peer).exception("%s message handler failed", scope.name.lower())
                 self.metrics.rejection(InternalError.code)
 
     # -- connections --------------------------------------------------------------------------------------------
-    def _peer(self, peer: PublicKey) -> _Peer:
+    def _peer(self, peer: NodeId) -> _Peer:
         p = self._peers.get(peer)
         if p is None:
             p = self._peers[peer] = _Peer(self.config.max_requests_per_peer)
         return p
 
-    def admit_connection(self, peer: PublicKey) -> str | None:
+    def admit_connection(self, peer: NodeId) -> str | None:
         """The transport's admission callback: None, or why ``peer`` may not connect."""
         if peer == self.node_id:
             return "that is our own node key"
@@ -383,7 +384,7 @@ class PeerPool:
             return "not admitted (not a genesis node and not on the allow-list)"
         return None
 
-    async def _connection(self, peer: PublicKey) -> _Conn:
+    async def _connection(self, peer: NodeId) -> _Conn:
         """The primary connection to ``peer``, dialing if there is none."""
         p = self._peer(peer)
         while p.conns:
@@ -395,14 +396,14 @@ class PeerPool:
             if peer == self.node_id:
                 raise PeerUnavailable("cannot connect to ourselves")
             if p.banned_until > now:
-                raise PeerUnavailable(f"{peer.hex[:16]}… is banned for {p.banned_until - now:.0f} s")
+                raise PeerUnavailable(f"{peer.short()}… is banned for {p.banned_until - now:.0f} s")
             if now < p.retry_at:
                 raise PeerUnavailable(
-                    f"{peer.hex[:16]}… unreachable ({p.last_error}); next dial in {p.retry_at - now:.1f} s"
+                    f"{peer.short()}… unreachable ({p.last_error}); next dial in {p.retry_at - now:.1f} s"
                 )
             address = self.addresses.get(peer)
             if address is None and self._needs_address:
-                raise PeerUnavailable(f"no address known for {peer.hex[:16]}…")
+                raise PeerUnavailable(f"no address known for {peer.short()}…")
             if not self._make_room():
                 self.metrics.dial("pool_full")
                 raise PeerUnavailable(f"the pool is full ({self.config.max_connections} busy connections)")
@@ -478,7 +479,7 @@ class PeerPool:
         backoff = min(self.config.backoff_min_s * 2 ** (p.failures - 1), self.config.backoff_max_s)
         delay = backoff * (0.5 + self._rng.random() / 2)  # jitter: peers that lost one node do not redial in step
         p.retry_at = trio.current_time() + delay
-        logger.info("[%s] dial failed (%s); next dial in %.2f s", peer_key.hex[:16], error, delay)
+        peer_log(logger, peer_key).info("dial failed (%s); next dial in %.2f s", error, delay)
         if isinstance(error, PeerUnavailable | Unauthorized):
             dial.error = error
         else:
@@ -500,17 +501,17 @@ class PeerPool:
             # of a lost connection would only swallow what we send until its idle timeout.
             settled = trio.current_time() - self.config.handshake_timeout_s
             for old in [x for x in p.conns if x.conn.initiator == peer or x.created < settled]:
-                logger.info("[%s] reconnected; closing its previous connection", peer.hex[:16])
+                peer_log(logger, peer).info("reconnected; closing its previous connection")
                 old.conn.close(CloseCode.NORMAL, "superseded by a newer connection from the same peer")
                 self._unregister(old)
         # Two connections (simultaneous dials): both sides prefer the one dialed by the smaller node id.
-        if p.conns and conn.initiator.raw < p.conns[0].conn.initiator.raw:
+        if p.conns and conn.initiator < p.conns[0].conn.initiator:
             p.conns.insert(0, c)
         else:
             p.conns.append(c)
         self._conns.add(c)
         self.metrics.connections.set(len(self._conns))
-        logger.debug("[%s] connected (%d connections)", peer.hex[:16], len(self._conns))
+        peer_log(logger, peer).debug("connected (%d connections)", len(self._conns))
         return c
 
     def _unregister(self, c: _Conn) -> None:
@@ -541,7 +542,7 @@ class PeerPool:
             nursery.cancel_scope.cancel()
 
     def _protocol_error(self, c: _Conn, what: str) -> None:
-        logger.warning("[%s] protocol violation: %s", c.peer.hex[:16], what)
+        peer_log(logger, c.peer).warning("protocol violation: %s", what)
         self.metrics.rejection("protocol")
 
     async def _serve_stream(self, c: _Conn, stream: Stream) -> None:
@@ -590,7 +591,7 @@ class PeerPool:
         p = self._peer(c.peer)
         refusal: Rejected | None = None
         if not self.admission.allows(c.peer, scope):
-            refusal = Unauthorized(f"{scope.name.lower()} is not open to {c.peer.hex[:16]}…")
+            refusal = Unauthorized(f"{scope.name.lower()} is not open to {c.peer.short()}…")
         elif p.inbound >= self.config.max_requests_per_peer:
             refusal = TooManyRequests(f"at most {self.config.max_requests_per_peer} requests at once")
         elif kind is StreamKind.REQUEST and scope not in self._request_handlers:
@@ -613,7 +614,7 @@ class PeerPool:
             c.active -= 1
             c.touch()
 
-    async def _call_request_handler(self, peer: PublicKey, scope: Scope, msg: Any) -> bytes:
+    async def _call_request_handler(self, peer: NodeId, scope: Scope, msg: Any) -> bytes:
         try:
             value = await self._request_handlers[scope](peer, msg)
             data = encode_ok(value, max_bytes=self.config.max_frame_bytes)
@@ -621,14 +622,14 @@ class PeerPool:
             self.metrics.rejection(exc.code)
             return encode_error(exc)
         except Exception:  # a bug in the handler must not take the node down for one peer's request
-            logger.exception("[%s] %s request handler failed", peer.hex[:16], scope.name.lower())
+            peer_log(logger, peer).exception("%s request handler failed", scope.name.lower())
             self.metrics.rejection(InternalError.code)
             return encode_error(InternalError("the handler failed"))
         self.metrics.bytes_out[scope].inc(len(data))
         return data
 
     async def _call_stream_handler(
-        self, peer: PublicKey, scope: Scope, msg: Any, stream: Stream, reader: FrameReader
+        self, peer: NodeId, scope: Scope, msg: Any, stream: Stream, reader: FrameReader
     ) -> None:
         writer = ReplyWriter(
             stream, reader, max_frame_bytes=self.config.max_frame_bytes, on_bytes=self.metrics.bytes_out[scope].inc
@@ -645,7 +646,7 @@ class PeerPool:
         except (ConnectionLost, PeerProtocolError):
             raise
         except Exception:
-            logger.exception("[%s] %s stream handler failed", peer.hex[:16], scope.name.lower())
+            peer_log(logger, peer).exception("%s stream handler failed", scope.name.lower())
             self.metrics.rejection(InternalError.code)
             if writer.started:
                 stream.reset(ResetCode.FAILED)

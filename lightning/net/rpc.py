@@ -46,13 +46,13 @@ def register_net_rpc(dispatcher: Dispatcher, *, pool: PeerPool, fetcher: BlockFe
             result = await fetcher.fetch(r, peers, pin=bool(pin))
         except FetchFailed as exc:
             raise RpcError(FETCH_FAILED, str(exc)) from None
-        return {"root": result.root.hex(), "length": result.length, "peer": result.peer.hex if result.peer else None}
+        return {"root": result.root.hex(), "length": result.length, "peer": result.peer.hex() if result.peer else None}
 
     async def admin_net_peers() -> dict[str, Any]:
         stats = pool.statistics()
         return {
             "address": f"{pool.address[0]}:{pool.address[1]}" if pool.address else None,
-            "peers": [p.hex for p in pool.peers()],
+            "peers": [p.hex() for p in pool.peers()],
             "connections": stats.connections,
             "dialing": stats.dialing,
             "banned": stats.banned,

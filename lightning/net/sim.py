@@ -39,7 +39,8 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net.admission import Admission, OpenAdmission
 from lightning.net.errors import ConnectionLost, NetError, StreamReset, Unauthorized
 from lightning.net.metrics import NetMetrics
@@ -49,7 +50,7 @@ from lightning.net.wire import CloseCode
 
 __all__ = ["Link", "SimNetwork", "SimPool", "SimTransport", "open_sim"]
 
-Node = PublicKey | PeerPool
+Node = NodeId | PeerPool
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Link:
     loss: float = 0.0
 
 
-def _key(node: Node) -> PublicKey:
+def _key(node: Node) -> NodeId:
     return node.node_id if isinstance(node, PeerPool) else node
 
 
@@ -69,9 +70,9 @@ class SimNetwork:
         self.rng = random.Random(seed)
         self.default_link = link
         self.config = config or NetConfig()
-        self._links: dict[frozenset[PublicKey], Link] = {}
-        self._cuts: list[tuple[frozenset[PublicKey], frozenset[PublicKey]]] = []
-        self._transports: dict[PublicKey, SimTransport] = {}
+        self._links: dict[frozenset[NodeId], Link] = {}
+        self._cuts: list[tuple[frozenset[NodeId], frozenset[NodeId]]] = []
+        self._transports: dict[NodeId, SimTransport] = {}
         self._conns: set[SimConn] = set()
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -121,11 +122,11 @@ class SimNetwork:
             if {conn.local, conn.peer} == pair:
                 conn._reset("connection reset")
 
-    def reachable(self, a: PublicKey, b: PublicKey) -> bool:
+    def reachable(self, a: NodeId, b: NodeId) -> bool:
         return not any((a in x and b in y) or (a in y and b in x) for x, y in self._cuts)
 
     # -- the wire ------------------------------------------------------------------------------------------------
-    def delay(self, a: PublicKey, b: PublicKey) -> float:
+    def delay(self, a: NodeId, b: NodeId) -> float:
         link = self._links.get(frozenset((a, b)), self.default_link)
         d = link.latency_s + self.rng.uniform(0, link.jitter_s)
         retransmit = max(3 * (2 * link.latency_s + link.jitter_s), 0.001)
@@ -168,7 +169,7 @@ class SimPool(PeerPool):
         self.key = key
         super().__init__(
             config,
-            SimTransport(net, key.public, config),
+            SimTransport(net, NodeId.of(key), config),
             admission=admission or OpenAdmission(),
             metrics=NetMetrics(registry),
             rng=random.Random(net.rng.random()),
@@ -179,7 +180,7 @@ class SimPool(PeerPool):
 class SimTransport:
     """Implements ``transport.Transport`` on a :class:`SimNetwork`."""
 
-    def __init__(self, net: SimNetwork, key: PublicKey, config: NetConfig) -> None:
+    def __init__(self, net: SimNetwork, key: NodeId, config: NetConfig) -> None:
         self.net = net
         self._key = key
         self.config = config
@@ -188,7 +189,7 @@ class SimTransport:
         self.local_address: tuple[str, int] | None = None
 
     @property
-    def node_id(self) -> PublicKey:
+    def node_id(self) -> NodeId:
         return self._key
 
     async def run(self, *, task_status: trio.TaskStatus[tuple[str, int] | None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -203,7 +204,7 @@ class SimTransport:
                 if conn.local == self._key:
                     conn.close(CloseCode.SHUTDOWN, "peer shut down")
 
-    def connect(self, peer: PublicKey, address: tuple[str, int] | None) -> SimConn:
+    def connect(self, peer: NodeId, address: tuple[str, int] | None) -> SimConn:
         return SimConn(self, peer, initiator=self._key)
 
     async def accept(self) -> SimConn:
@@ -288,7 +289,7 @@ class SimStream:
 class SimConn:
     """One end of a simulated connection (implements ``transport.Connection``)."""
 
-    def __init__(self, transport: SimTransport, peer: PublicKey, *, initiator: PublicKey) -> None:
+    def __init__(self, transport: SimTransport, peer: NodeId, *, initiator: NodeId) -> None:
         self.transport = transport
         self.net = transport.net
         self.config = transport.config
@@ -307,11 +308,11 @@ class SimConn:
         self.close_reason = ""
 
     @property
-    def peer(self) -> PublicKey:
+    def peer(self) -> NodeId:
         return self._peer
 
     @property
-    def initiator(self) -> PublicKey:
+    def initiator(self) -> NodeId:
         return self._initiator
 
     @property
@@ -341,7 +342,7 @@ class SimConn:
         assert target is not None
         refusal = target.admit(self.local)
         if refusal is not None:
-            raise Unauthorized(f"{self._peer.hex[:16]}… refused us: {refusal}")
+            raise Unauthorized(f"{self._peer.short()}… refused us: {refusal}")
         server = SimConn(target, self.local, initiator=self.local)
         try:
             target._incoming_send.send_nowait(server)
@@ -352,7 +353,7 @@ class SimConn:
 
     def open_stream(self, *, unidirectional: bool = False) -> SimStream:
         if self.is_closed:
-            raise ConnectionLost(f"connection to {self._peer.hex[:16]}… closed: {self.close_reason}")
+            raise ConnectionLost(f"connection to {self._peer.short()}… closed: {self.close_reason}")
         index = self._next_id[unidirectional]
         self._next_id[unidirectional] = index + 1
         sid = index * 4 + (2 if unidirectional else 0) + (0 if self.is_client else 1)
@@ -362,7 +363,7 @@ class SimConn:
     async def accept_stream(self) -> SimStream:
         while not self._accept:
             if self.is_closed:
-                raise ConnectionLost(f"connection to {self._peer.hex[:16]}… closed: {self.close_reason}")
+                raise ConnectionLost(f"connection to {self._peer.short()}… closed: {self.close_reason}")
             await self._accept_lot.park()
         await trio.lowlevel.checkpoint()
         return self._accept.popleft()
@@ -388,7 +389,7 @@ class SimConn:
             return
         self.close_reason = reason
         self.net._conns.discard(self)
-        error = ConnectionLost(f"connection to {self._peer.hex[:16]}… closed: {reason}")
+        error = ConnectionLost(f"connection to {self._peer.short()}… closed: {reason}")
         for stream in self._streams.values():
             stream._fail(error)
         self._streams.clear()

@@ -42,7 +42,7 @@ import trio
 
 from lightning.codec import encode
 from lightning.config import TopologyConfig
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net.known import GenesisNodes, KnownNodes
 
 __all__ = [
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 UNKNOWN_LATENCY_US = 10_000_000
 _DOMAIN = b"lightning/topology/v1"
 
-Latency = Mapping[tuple[PublicKey, PublicKey], int]
+Latency = Mapping[tuple[NodeId, NodeId], int]
 
 
 # -- the pure function --------------------------------------------------------------------------------------------
@@ -86,27 +86,27 @@ class TopologyParams:
 
 
 def compute_topology(
-    epoch: int, nodes: Iterable[PublicKey], latency: Latency, params: TopologyParams = TopologyParams()
-) -> dict[PublicKey, frozenset[PublicKey]]:
+    epoch: int, nodes: Iterable[NodeId], latency: Latency, params: TopologyParams = TopologyParams()
+) -> dict[NodeId, frozenset[NodeId]]:
     """Every node's peer set (see the module docstring). Pure: the same inputs give the same output, whatever
     their iteration order."""
-    ordered = sorted(set(nodes), key=lambda k: k.raw)
+    ordered = sorted(set(nodes), key=lambda k: k)
     n = len(ordered)
-    links: dict[PublicKey, set[PublicKey]] = {k: set() for k in ordered}
+    links: dict[NodeId, set[NodeId]] = {k: set() for k in ordered}
     if n <= params.full_mesh_max:
         for a in ordered:
             links[a].update(b for b in ordered if b != a)
         return {k: frozenset(v) for k, v in links.items()}
 
-    seed = blake3.blake3(_DOMAIN + encode([epoch, [k.raw for k in ordered]])).digest()
+    seed = blake3.blake3(_DOMAIN + encode([epoch, [k for k in ordered]])).digest()
 
-    def link(a: PublicKey, b: PublicKey) -> None:
+    def link(a: NodeId, b: NodeId) -> None:
         if a != b:
             links[a].add(b)
             links[b].add(a)
 
     for cycle in range(params.long_cycles):
-        ring = sorted(ordered, key=lambda k: blake3.blake3(seed + cycle.to_bytes(4, "big") + k.raw).digest())
+        ring = sorted(ordered, key=lambda k: blake3.blake3(seed + cycle.to_bytes(4, "big") + k).digest())
         for i, a in enumerate(ring):
             link(a, ring[(i + 1) % n])
 
@@ -117,10 +117,10 @@ def compute_topology(
     return {k: frozenset(v) for k, v in links.items()}
 
 
-def _clusters(seed: bytes, ordered: Sequence[PublicKey], latency: Latency, size: int) -> list[list[PublicKey]]:
-    rank = {k: blake3.blake3(seed + b"rank" + k.raw).digest() for k in ordered}
+def _clusters(seed: bytes, ordered: Sequence[NodeId], latency: Latency, size: int) -> list[list[NodeId]]:
+    rank = {k: blake3.blake3(seed + b"rank" + k).digest() for k in ordered}
 
-    def dist(a: PublicKey, b: PublicKey) -> int:
+    def dist(a: NodeId, b: NodeId) -> int:
         if a == b:
             return 0
         ab, ba = latency.get((a, b)), latency.get((b, a))
@@ -142,26 +142,26 @@ def _clusters(seed: bytes, ordered: Sequence[PublicKey], latency: Latency, size:
         ((dist(k, c), rank[k], rank[c], k, c) for k in ordered for c in centres),
         key=lambda p: (p[0], p[1], p[2]),
     )
-    members: dict[PublicKey, list[PublicKey]] = {c: [] for c in centres}
-    assigned: set[PublicKey] = set()
+    members: dict[NodeId, list[NodeId]] = {c: [] for c in centres}
+    assigned: set[NodeId] = set()
     for _, _, _, k, c in pairs:
         if k in assigned or len(members[c]) >= size:
             continue
         members[c].append(k)
         assigned.add(k)
     assert len(assigned) == len(ordered)
-    return [sorted(v, key=lambda k: k.raw) for v in members.values()]
+    return [sorted(v, key=lambda k: k) for v in members.values()]
 
 
 def _inverse(digest: bytes) -> bytes:
     return bytes(255 - b for b in digest)
 
 
-def max_degree(peers: Mapping[PublicKey, frozenset[PublicKey]]) -> int:
+def max_degree(peers: Mapping[NodeId, frozenset[NodeId]]) -> int:
     return max((len(v) for v in peers.values()), default=0)
 
 
-def diameter(peers: Mapping[PublicKey, frozenset[PublicKey]]) -> int | None:
+def diameter(peers: Mapping[NodeId, frozenset[NodeId]]) -> int | None:
     """The longest shortest path in hops, None if the graph is disconnected (BFS from every node)."""
     worst = 0
     for start in peers:
@@ -187,10 +187,10 @@ class LatencyTable:
     def __init__(self, window: int = 8, max_peers: int = 4096) -> None:
         self.window = window
         self.max_peers = max_peers
-        self._samples: dict[PublicKey, deque[float]] = {}
-        self._measured_at: dict[PublicKey, float] = {}
+        self._samples: dict[NodeId, deque[float]] = {}
+        self._measured_at: dict[NodeId, float] = {}
 
-    def observe(self, peer: PublicKey, rtt_s: float, now: float) -> None:
+    def observe(self, peer: NodeId, rtt_s: float, now: float) -> None:
         if not 0 <= rtt_s < 3600:
             return
         samples = self._samples.get(peer)
@@ -201,16 +201,16 @@ class LatencyTable:
         samples.append(rtt_s)
         self._measured_at[peer] = now
 
-    def one_way_us(self, peer: PublicKey) -> int | None:
+    def one_way_us(self, peer: NodeId) -> int | None:
         samples = self._samples.get(peer)
         if not samples:
             return None
         return round(min(samples) / 2 * 1_000_000)
 
-    def measured_at(self, peer: PublicKey) -> float | None:
+    def measured_at(self, peer: NodeId) -> float | None:
         return self._measured_at.get(peer)
 
-    def row(self, me: PublicKey) -> dict[tuple[PublicKey, PublicKey], int]:
+    def row(self, me: NodeId) -> dict[tuple[NodeId, NodeId], int]:
         """This node's row of the latency matrix."""
         out = {}
         for peer in self._samples:
@@ -239,7 +239,7 @@ class Topology:
     def __init__(
         self,
         config: TopologyConfig,
-        node_id: PublicKey,
+        node_id: NodeId,
         known: KnownNodes,
         *,
         epoch: Callable[[], int] = lambda: 0,
@@ -253,11 +253,11 @@ class Topology:
         self._fixed_latency = latency
         self.latency = LatencyTable()
         self._epoch = -1
-        self._peers: frozenset[PublicKey] = frozenset()
+        self._peers: frozenset[NodeId] = frozenset()
         self._version = 0
         self._changed = trio.Event()
 
-    def peers(self) -> frozenset[PublicKey]:
+    def peers(self) -> frozenset[NodeId]:
         return self._peers
 
     @property
@@ -270,7 +270,7 @@ class Topology:
             await self._changed.wait()
         return self._version
 
-    def latency_matrix(self) -> dict[tuple[PublicKey, PublicKey], int]:
+    def latency_matrix(self) -> dict[tuple[NodeId, NodeId], int]:
         if self._fixed_latency is not None:
             return dict(self._fixed_latency)
         return self.latency.row(self.node_id)
@@ -301,13 +301,13 @@ class Topology:
         if epoch != self._epoch:
             self.recompute(epoch)
 
-    def probe_targets(self, count: int) -> list[PublicKey]:
+    def probe_targets(self, count: int) -> list[NodeId]:
         """Known nodes outside the peer set to measure next: never measured first, then the longest ago."""
         others = [k for k in self.known.nodes() if k != self.node_id and k not in self._peers]
 
-        def age(k: PublicKey) -> tuple[float, bytes]:
+        def age(k: NodeId) -> tuple[float, bytes]:
             at = self.latency.measured_at(k)
-            return (-math.inf if at is None else at, k.raw)
+            return (-math.inf if at is None else at, k)
 
         return sorted(others, key=age)[:count]
 

@@ -15,11 +15,11 @@ from typing import Protocol
 
 import trio
 
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 
 __all__ = ["Connection", "ConnectionAdmitter", "Stream", "Transport"]
 
-ConnectionAdmitter = Callable[[PublicKey], str | None]
+ConnectionAdmitter = Callable[[NodeId], str | None]
 """Called with an authenticated peer's key; returns None to accept it or a reason to refuse the connection."""
 
 
@@ -46,11 +46,11 @@ class Stream(Protocol):
 
 class Connection(Protocol):
     @property
-    def peer(self) -> PublicKey:
+    def peer(self) -> NodeId:
         """The peer's node key (proven once :meth:`run` has started)."""
 
     @property
-    def initiator(self) -> PublicKey:
+    def initiator(self) -> NodeId:
         """The node that dialed this connection (for resolving two simultaneous dials)."""
 
     @property
@@ -79,7 +79,7 @@ class Transport(Protocol):
     """Asked for every authenticated incoming connection (the pool sets it)."""
 
     @property
-    def node_id(self) -> PublicKey: ...
+    def node_id(self) -> NodeId: ...
 
     @property
     def local_address(self) -> tuple[str, int] | None:
@@ -88,7 +88,7 @@ class Transport(Protocol):
     async def run(self, *, task_status: trio.TaskStatus[tuple[str, int] | None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind and serve until cancelled; ``started`` with :attr:`local_address`."""
 
-    def connect(self, peer: PublicKey, address: tuple[str, int] | None) -> Connection:
+    def connect(self, peer: NodeId, address: tuple[str, int] | None) -> Connection:
         """A connection to ``peer`` to be driven with ``run`` (which dials). ``address`` is ignored by the
         simulation."""
 

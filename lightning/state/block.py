@@ -17,6 +17,7 @@ import blake3
 from lightning.codec import CodecError, decode, encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
 from lightning.errors import LightningError
+from lightning.ids import NodeId
 
 __all__ = [
     "BLOCK_DOMAIN",
@@ -75,7 +76,7 @@ class Block:
     height: int  # genesis is height 0 and has no block; the first block is 1
     parent: bytes  # hash of block height-1 (for block 1: the genesis digest)
     epoch: int  # the state's epoch when the block starts executing
-    proposer: bytes  # node id of the orderer that proposed it
+    proposer: NodeId  # the orderer that proposed it
     timestamp_ms: int  # proposer's wall clock, >= parent's, within the validators' window
     prev_state_root: bytes  # state root after block height-1
     txs_root: bytes  # transactions_root(txs)
@@ -103,7 +104,7 @@ class Block:
         return encode(self.to_wire())
 
     @classmethod
-    def build(cls, *, head: ChainHead, proposer: bytes, timestamp_ms: int, txs: Sequence[bytes], epoch: int) -> Block:
+    def build(cls, *, head: ChainHead, proposer: NodeId, timestamp_ms: int, txs: Sequence[bytes], epoch: int) -> Block:
         root = transactions_root(txs)
         block = cls(head.height + 1, head.block_hash, epoch, proposer, timestamp_ms, head.state_root, root, tuple(txs))
         block.__dict__["computed_txs_root"] = root  # known already: spare the executor recomputing it
@@ -127,7 +128,7 @@ class Block:
             _uint(v["height"], "height"),
             _bytes32(v["parent"], "parent"),
             _uint(v["epoch"], "epoch"),
-            _bytes32(v["proposer"], "proposer"),
+            NodeId(_bytes32(v["proposer"], "proposer")),
             _uint(ts, "timestamp_ms"),
             _bytes32(v["prev_state_root"], "prev_state_root"),
             _bytes32(v["txs_root"], "txs_root"),

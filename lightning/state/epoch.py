@@ -25,6 +25,7 @@ from typing import Any
 
 import blake3
 
+from lightning.ids import NodeId
 from lightning.state.block import quorum
 from lightning.state.method import Revert, TxContext, method
 from lightning.state.records import (
@@ -76,7 +77,7 @@ def beacon_commitment(reveal: bytes) -> bytes:
 def _committee_member(ctx: TxContext) -> Committee:
     committee = ctx.view.committee(ctx.epoch)
     assert committee is not None, "every epoch has a committee"
-    if ctx.sender not in committee.members:
+    if bytes(ctx.sender) not in committee.members:  # a node-role method: the sender is a node key
         raise Revert("only members of the current committee (signing with their node key) may do this")
     return committee
 
@@ -193,12 +194,12 @@ def reputation_score(measurements: list[Measurement]) -> int:
     return max(0, min(100, uptime * 1000 // (1000 + latency)))
 
 
-def select_committee(seed: bytes, eligible: dict[bytes, int], size: int) -> tuple[bytes, ...]:
+def select_committee(seed: bytes, eligible: dict[NodeId, int], size: int) -> tuple[NodeId, ...]:
     """Draw ``size`` members from ``eligible`` (node id -> stake) without replacement, each draw picking a node with
     probability proportional to its stake: draw ``k`` takes ``r = int(H(seed || u32be(k))) mod (remaining stake)``
     and walks the remaining nodes in node-id order. Integers only, so every node derives the same committee."""
     remaining = sorted((node_id, max(stake, 1)) for node_id, stake in eligible.items())  # min_stake may be 0
-    chosen: list[bytes] = []
+    chosen: list[NodeId] = []
     for k in range(min(size, len(remaining))):
         total = sum(stake for _, stake in remaining)
         r = int.from_bytes(_h(seed + k.to_bytes(4, "big")), "big") % total
@@ -243,7 +244,7 @@ def advance_epoch(view: StateView, timestamp_ms: int) -> None:
     slash_non_revealers(view, [k[8:] for k, v in beacon if v["reveal"] is None])
 
     min_stake = view.param("min_stake")
-    eligible: dict[bytes, int] = {}
+    eligible: dict[NodeId, int] = {}
     for node_id, node in list(view.nodes()):
         new = {"opted_in": "true", "opted_out": "false"}.get(node.participation, node.participation)
         if new != node.participation:

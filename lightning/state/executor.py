@@ -181,7 +181,7 @@ def check_header(view: StateView, head: ChainHead, block: Block) -> None:
         raise InvalidBlock(f"block {block.height}: {len(block.txs)} transactions, the limit is {limit}")
     committee = view.committee(view.epoch)
     if committee is None or block.proposer not in committee.members:
-        raise InvalidBlock(f"block {block.height}: proposer {block.proposer.hex()[:16]}… is not in the committee")
+        raise InvalidBlock(f"block {block.height}: proposer {block.proposer.short()}… is not in the committee")
     if block.computed_txs_root != block.txs_root:
         raise InvalidBlock(f"block {block.height}: transactions root does not match")
 

@@ -49,6 +49,8 @@ def _big(v: int) -> bytes:
 def _key(k: Any, pack: Any) -> bytes:
     kp = _KEYS.get(k) if type(k) is str else None
     if kp is None:
+        if isinstance(k, bytes) and type(k) is not bytes:
+            k = bytes(k)  # NodeId/AccountId keys encode as their bytes
         if type(k) not in (str, int, bytes) or (type(k) is int and not -(2**63) <= k < 2**64):
             raise CodecError(f"map key {k!r:.40} is not allowed (str, bytes or a 64-bit integer)")
         kp = _enc(k, pack, 0)
@@ -93,7 +95,7 @@ def _enc(v: Any, pack: Any, depth: int) -> bytes:
         return head + b"".join(_enc(x, pack, depth + 1) for x in v)
     if t is float:
         raise CodecError("floats are not allowed in canonical encoding")
-    if isinstance(v, bytearray | memoryview):
+    if isinstance(v, bytes | bytearray | memoryview):  # also NodeId/AccountId (bytes subclasses)
         return pack(bytes(v))  # type: ignore[no-any-return]
     raise CodecError(f"type {t.__name__} cannot be encoded")
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lightning.ids import AccountId
 from lightning.state.records import Account, StateView
 from lightning.state.schema import MapOf
 
@@ -30,7 +31,7 @@ class TxContext:
     """What a method handler sees: typed state (a child overlay), the authenticated sender, the block's time."""
 
     view: StateView
-    sender: bytes
+    sender: AccountId
     timestamp_ms: int
     height: int
 

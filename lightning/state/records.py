@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from lightning.codec import encode
 from lightning.errors import LightningError
+from lightning.ids import AccountId, NodeId
 from lightning.state.fastcodec import decode_trusted, encode_fast
 
 __all__ = [
@@ -117,7 +118,7 @@ class Ports:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    owner: bytes
+    owner: AccountId
     consensus_key: bytes
     host: str
     ports: Ports
@@ -146,7 +147,7 @@ class NodeInfo:
 
     @classmethod
     def from_wire(cls, v: Any) -> NodeInfo:
-        return cls(**{**v, "ports": Ports.from_wire(v["ports"])})
+        return cls(**{**v, "owner": AccountId(v["owner"]), "ports": Ports.from_wire(v["ports"])})
 
     def with_(self, **changes: Any) -> NodeInfo:
         return replace(self, **changes)
@@ -167,7 +168,7 @@ class EpochInfo:
 
 @dataclass(frozen=True)
 class Committee:
-    members: tuple[bytes, ...]  # node ids; index i signs as committee member i
+    members: tuple[NodeId, ...]  # index i signs as committee member i
     seed: bytes  # the beacon output that selected them
 
     def to_wire(self) -> dict[str, Any]:
@@ -175,7 +176,7 @@ class Committee:
 
     @classmethod
     def from_wire(cls, v: Any) -> Committee:
-        return cls(tuple(v["members"]), v["seed"])
+        return cls(tuple(NodeId(m) for m in v["members"]), v["seed"])
 
 
 @dataclass(frozen=True)
@@ -307,16 +308,16 @@ class StateView:
         assert node.stake >= 0 and node.locked >= 0 and node.participation in PARTICIPATION
         self._put_typed(NODES, node_id, node)
 
-    def key_owner(self, public_key: bytes) -> bytes | None:
+    def key_owner(self, public_key: bytes) -> NodeId | None:
         v = self.row(NODE_KEYS, public_key)
-        return v if isinstance(v, bytes) else None
+        return NodeId(v) if isinstance(v, bytes) else None
 
     def index_key(self, public_key: bytes, node_id: bytes) -> None:
         self.put_row(NODE_KEYS, public_key, node_id)
 
-    def nodes(self) -> Iterator[tuple[bytes, NodeInfo]]:
+    def nodes(self) -> Iterator[tuple[NodeId, NodeInfo]]:
         for k, v in self.scan(NODES):
-            yield k, NodeInfo.from_wire(v)
+            yield NodeId(k), NodeInfo.from_wire(v)
 
     # -- epochs -------------------------------------------------------------------------------------------------
     def meta(self, name: str, default: Any = None) -> Any:

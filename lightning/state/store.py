@@ -33,6 +33,7 @@ from lightning.codec import decode, encode
 from lightning.crypto import parse_public_key
 from lightning.errors import LightningError
 from lightning.genesis import Genesis, parse_amount
+from lightning.ids import AccountId, NodeId
 from lightning.state import smt
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Execution, Overlay, Receipt, execute_block
@@ -302,7 +303,7 @@ def _write_genesis(view: StateView, genesis: Genesis) -> None:
         view.set_node(
             node_id,
             NodeInfo(
-                owner=parse_public_key(n.owner).raw,
+                owner=AccountId.parse(n.owner),
                 consensus_key=ckey,
                 host=n.host,
                 ports=Ports(n.quic_port, n.http_port, n.pinger_port, n.rpc_port),
@@ -312,7 +313,7 @@ def _write_genesis(view: StateView, genesis: Genesis) -> None:
         )
         view.index_key(node_id, node_id)
         view.index_key(ckey, node_id)
-    members = tuple(bytes.fromhex(n.node_id) for n in genesis.committee)
+    members = tuple(NodeId.parse(n.node_id) for n in genesis.committee)
     view.set_committee(0, Committee(members, genesis.digest()))
     view.set_epoch_info(0, EpochInfo(genesis.genesis_time_ms, genesis.genesis_time_ms + params["epoch_time_ms"]))
     view.set_meta("supply", sum(genesis.balances.values()) + sum(genesis.stakes.values()))

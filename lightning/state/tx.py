@@ -19,6 +19,7 @@ import blake3
 
 from lightning.codec import CodecError, encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
+from lightning.ids import AccountId
 from lightning.state.fastcodec import decode_strict
 from lightning.state.registry import METHODS
 from lightning.state.schema import KEY, MapOf, TxMalformed, integer, text
@@ -38,7 +39,7 @@ MAX_TX_BYTES = 64 * 1024
 @dataclass(frozen=True)
 class Transaction:
     chain_id: int
-    sender: bytes
+    sender: AccountId
     nonce: int
     method: str
     args: dict[str, Any] = field(default_factory=dict)
@@ -63,10 +64,10 @@ class SignedTransaction:
 
     def verify_signature(self) -> None:
         """Raises :class:`BadSignature`."""
-        PublicKey(self.tx.sender).verify(Domain.TRANSACTION, self.payload_bytes, self.signature)
+        PublicKey(bytes(self.tx.sender)).verify(Domain.TRANSACTION, self.payload_bytes, self.signature)
 
     @property
-    def sender(self) -> bytes:
+    def sender(self) -> AccountId:
         return self.tx.sender
 
     @property
@@ -76,7 +77,7 @@ class SignedTransaction:
 
 def sign_transaction(key: SigningKey, *, chain_id: int, nonce: int, method: str, **args: Any) -> SignedTransaction:
     """Build, check and sign a transaction from ``key``'s public key. Raises :class:`TxMalformed` for bad args."""
-    tx = Transaction(chain_id, key.public.raw, nonce, method, args)
+    tx = Transaction(chain_id, AccountId.of(key), nonce, method, args)
     payload = encode(tx.payload())
     raw = encode({"tx": tx.payload(), "sig": key.sign(Domain.TRANSACTION, payload)})
     return decode_transaction(raw)
@@ -119,7 +120,7 @@ def decode_transaction(raw: bytes) -> SignedTransaction:
     if entry is None:
         raise TxMalformed(f"tx.method: unknown method {method!r}")
     entry.schema(args, f"{method}.args")
-    tx = Transaction(payload["chain_id"], payload["sender"], payload["nonce"], method, args)
+    tx = Transaction(payload["chain_id"], AccountId(payload["sender"]), payload["nonce"], method, args)
     # ``raw`` is the canonical {"tx": payload, "sig": sig}: map header, "tx", the payload's own canonical bytes, then
     # "sig" and a bin8 header and the 64 signature bytes, so the payload bytes are a slice (no re-encoding).
     raw = bytes(raw)

@@ -18,7 +18,7 @@ import trio
 
 from lightning.chain.component import State
 from lightning.chain.forward import BlockSourceError, decode_block_record
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net import BadRequest, NetError, Pool, Scope
 from lightning.state.block import Block, CommitProof
 
@@ -39,7 +39,7 @@ class SyncServer:
         self.state = state
         pool.on_request(Scope.SYNC, self._handle)
 
-    async def _handle(self, peer: PublicKey, msg: Any) -> list[bytes]:
+    async def _handle(self, peer: NodeId, msg: Any) -> list[bytes]:
         if not isinstance(msg, dict) or set(msg) != {"from", "max", "wait_ms"}:
             raise BadRequest("expected {from, max, wait_ms}")
         start, count, wait_ms = msg["from"], msg["max"], msg["wait_ms"]
@@ -64,15 +64,15 @@ class PoolBlockSource:
     """A :class:`~lightning.chain.forward.BlockSource` over the sync scope: asks ``node_id`` first, then the other
     ``peers()`` in turn when it cannot be reached."""
 
-    def __init__(self, pool: Pool, peers: Callable[[], Sequence[bytes]], *, timeout_s: float = 10.0) -> None:
+    def __init__(self, pool: Pool, peers: Callable[[], Sequence[NodeId]], *, timeout_s: float = 10.0) -> None:
         self.pool = pool
         self._peers = peers
         self._timeout_s = timeout_s
 
     async def fetch_blocks(
-        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+        self, node_id: NodeId, start: int, max_blocks: int, wait_s: float
     ) -> list[tuple[Block, CommitProof]]:
-        me = self.pool.node_id.raw
+        me = self.pool.node_id
         order = [node_id, *(p for p in self._peers() if p not in (node_id, me))]
         last: Exception | None = None
         for peer in order:
@@ -83,18 +83,18 @@ class PoolBlockSource:
         raise BlockSourceError(f"no peer served blocks from {start}: {last}")
 
     async def fetch_from(
-        self, peer: bytes, start: int, max_blocks: int, wait_s: float
+        self, peer: NodeId, start: int, max_blocks: int, wait_s: float
     ) -> list[tuple[Block, CommitProof]]:
         """Raises :class:`BlockSourceError` (unreachable peer, refusal, malformed records)."""
         msg = {"from": start, "max": min(max_blocks, MAX_BLOCKS), "wait_ms": int(min(wait_s * 1000, MAX_WAIT_MS))}
         try:
-            reply = await self.pool.request(PublicKey(peer), Scope.SYNC, msg, timeout_s=wait_s + self._timeout_s)
+            reply = await self.pool.request(NodeId(peer), Scope.SYNC, msg, timeout_s=wait_s + self._timeout_s)
         except NetError as exc:
-            raise BlockSourceError(f"sync from {peer.hex()[:16]}…: {exc}") from None
+            raise BlockSourceError(f"sync from {peer.short()}…: {exc}") from None
         if not isinstance(reply, list) or len(reply) > MAX_BLOCKS or not all(isinstance(r, bytes) for r in reply):
-            raise BlockSourceError(f"sync from {peer.hex()[:16]}…: the reply is not a list of block records")
+            raise BlockSourceError(f"sync from {peer.short()}…: the reply is not a list of block records")
         out = [decode_block_record(raw) for raw in reply]
         for i, (block, _) in enumerate(out):
             if block.height != start + i:
-                raise BlockSourceError(f"sync from {peer.hex()[:16]}…: block {block.height} out of order")
+                raise BlockSourceError(f"sync from {peer.short()}…: block {block.height} out of order")
         return out

@@ -42,6 +42,7 @@ from lightning.broadcast import Broadcast, BroadcastError, Received, Subscriptio
 from lightning.chain.component import State
 from lightning.chain.forward import BlockSourceError, decode_block_record
 from lightning.codec import encode
+from lightning.ids import NodeId
 from lightning.state.block import Block, BlockMalformed, CommitProof
 from lightning.state.executor import InvalidBlock
 from lightning.state.store import BlockOutcome
@@ -89,7 +90,7 @@ class BlockGossip:
         state: State,
         broadcast: Broadcast,
         *,
-        node_id: bytes,
+        node_id: NodeId,
         idle_s: float = IDLE_S,
         gap_grace_s: float = GAP_GRACE_S,
         registry: CollectorRegistry | None = None,
@@ -189,7 +190,7 @@ class BlockGossip:
 
     async def handle(self, sub: Subscription, received: Received) -> None:
         """Judge one message and, on an edge node, execute what connects to the head."""
-        sender = received.sender.hex[:16]
+        sender = received.sender.short()
         try:
             block, proof = decode_block_record(received.message.payload)
         except BlockSourceError as exc:
@@ -205,7 +206,7 @@ class BlockGossip:
                 raise BlockMalformed(f"a {proof.kind} proof; this chain needs a quorum")
             proof.verify(block, keys)
         except BlockMalformed as exc:
-            origin = received.message.origin.hex[:16]
+            origin = received.message.origin.short()
             self._reject(sub, received, f"block {block.height} from {sender}… (origin {origin}…): {exc}")
             return
         sub.propagate(received)

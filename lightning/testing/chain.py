@@ -10,6 +10,7 @@ import trio
 from lightning.chain.component import State
 from lightning.chain.forward import BlockSourceError, ForwardError, decode_block_record
 from lightning.errors import LightningError
+from lightning.ids import NodeId
 from lightning.state.block import Block, CommitProof
 
 __all__ = ["LocalBlockSource", "LocalForwarder"]
@@ -24,30 +25,30 @@ class LocalForwarder:
         """``submitters[node_id](raw, forward=False)`` admits a transaction at that node (its pool's ``submit``)."""
         self._submitters = submitters
 
-    async def forward(self, node_id: bytes, raw_txs: list[bytes]) -> None:
+    async def forward(self, node_id: NodeId, raw_txs: list[bytes]) -> None:
         await trio.lowlevel.checkpoint()
         submit = self._submitters.get(node_id)
         if submit is None:
-            raise ForwardError(f"no simulated node {node_id.hex()[:16]}…")
+            raise ForwardError(f"no simulated node {node_id.short()}…")
         for raw in raw_txs:
             try:
                 submit(raw, forward=False)
             except LightningError as exc:  # refused there (as over RPC, the others still go)
-                logger.debug("node %s… refused a forwarded transaction: %s", node_id.hex()[:16], exc)
+                logger.debug("node %s… refused a forwarded transaction: %s", node_id.short(), exc)
 
 
 class LocalBlockSource:
     """In-process block fetching between simulated nodes (``node id -> State``)."""
 
-    def __init__(self, states: dict[bytes, State]) -> None:
+    def __init__(self, states: dict[NodeId, State]) -> None:
         self._states = states
 
     async def fetch_blocks(
-        self, node_id: bytes, start: int, max_blocks: int, wait_s: float
+        self, node_id: NodeId, start: int, max_blocks: int, wait_s: float
     ) -> list[tuple[Block, CommitProof]]:
         source = self._states.get(node_id)
         if source is None or not source.running:
-            raise BlockSourceError(f"no running simulated node {node_id.hex()[:16]}…")
+            raise BlockSourceError(f"no running simulated node {node_id.short()}…")
         with trio.move_on_after(wait_s):
             await source.wait_head_change(start - 1)
         out = []

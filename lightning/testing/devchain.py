@@ -99,7 +99,7 @@ class DevChain:
         keys = self.nodes[proposer]
         block = Block.build(
             head=head,
-            proposer=keys.node.public.raw,
+            proposer=keys.node_id,
             timestamp_ms=head.timestamp_ms + 1000 if timestamp_ms is None else timestamp_ms,
             txs=raw,
             epoch=head.epoch if epoch is None else epoch,
@@ -114,6 +114,6 @@ class DevChain:
         with store.view() as view:
             committee = view.committee(view.epoch)
         assert committee is not None
-        proposer = next(i for i, k in enumerate(self.nodes) if k.node.public.raw == committee.members[0])
+        proposer = next(i for i, k in enumerate(self.nodes) if k.node_id == committee.members[0])
         block, proof = self.block(head, txs, timestamp_ms=timestamp_ms, proposer=proposer)
         return store.apply_block(block, proof)

@@ -32,7 +32,7 @@ def test_dev_genesis_writes_valid_homes(tmp_path):
     for n in layout.nodes:
         cfg = load_config(n.home / "config.toml")
         assert cfg.node.listen_host == cfg.node.rpc_host == n.host
-        assert Home(n.home).load_keys().node_id == n.node_id
+        assert str(Home(n.home).load_keys().node_id) == n.node_id
         assert n.node_id in res.stdout
     assert stat.S_IMODE((out / "faucet.key").stat().st_mode) == 0o600
 

@@ -12,8 +12,9 @@ import trio
 from lightning.blockstore import BLOCK_SIZE, hash_block, root_of_bytes, split_blocks, tree_from_block_hashes
 from lightning.blockstore.tree import encode_proof_stream
 from lightning.config import NetConfig, dump_toml, load_config
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
 from lightning.home import Home
+from lightning.ids import NodeId
 from lightning.net import QuicPool, ReplyWriter, Scope, StaticAdmission
 from tests.integration.harness import NodeProcess, http_get, lightning_cmd, rpc, run_cli
 
@@ -43,7 +44,7 @@ def _peer_arg(node: NodeProcess) -> str:
 
 def test_two_nodes_move_64_mib_and_refuse_a_wrong_key(tmp_path: Path, spawn: Any) -> None:
     ha, hb = _init(tmp_path, "a"), _init(tmp_path, "b")
-    ida, idb = ha.load_keys().node_id, hb.load_keys().node_id
+    ida, idb = str(ha.load_keys().node_id), str(hb.load_keys().node_id)
     _allow(ha, idb)
     _allow(hb, ida)
     a = spawn("a", "--listen-host", "127.0.0.1", init=False)
@@ -89,8 +90,8 @@ EVIL_BYTES = 3 * BLOCK_SIZE + 12345
 async def test_a_corrupting_peer_is_caught(tmp_path: Path, spawn: Any) -> None:
     ha, hb = _init(tmp_path, "a"), _init(tmp_path, "b")
     evil_key = SigningKey.generate()
-    ida = ha.load_keys().node_id
-    _allow(ha, hb.load_keys().node_id, evil_key.public.hex)
+    ida = str(ha.load_keys().node_id)
+    _allow(ha, str(hb.load_keys().node_id), evil_key.public.hex)
     _allow(hb, ida)
     a = spawn("a", "--listen-host", "127.0.0.1", init=False)
     b = spawn("b", "--listen-host", "127.0.0.2", init=False)
@@ -108,12 +109,12 @@ async def test_a_corrupting_peer_is_caught(tmp_path: Path, spawn: Any) -> None:
     corrupted = list(blocks)
     corrupted[2] = bytes([corrupted[2][0] ^ 1]) + corrupted[2][1:]
 
-    async def serve_corrupt(peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+    async def serve_corrupt(peer: NodeId, msg: Any, out: ReplyWriter) -> None:
         await out.start({"len": len(data), "start": 0, "end": len(blocks)})
         for chunk in encode_proof_stream(tree, lambda i: corrupted[i]):
             await out.send(bytes(chunk))
 
-    admission = StaticAdmission(nodes=[PublicKey(bytes.fromhex(ida))], committee=[])
+    admission = StaticAdmission(nodes=[NodeId(bytes.fromhex(ida))], committee=[])
     evil = QuicPool(NetConfig(port=0), evil_key, host="127.0.0.3", admission=admission)
     evil.on_stream(Scope.BLOCKS, serve_corrupt)
     async with trio.open_nursery() as nursery:

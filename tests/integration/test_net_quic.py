@@ -20,7 +20,8 @@ from aioquic.quic.connection import QuicConnection
 
 from lightning.codec import frame
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net import (
     NotFound,
     OpenAdmission,
@@ -44,7 +45,7 @@ CONFIG = NetConfig(port=0, datagram_bytes=1452, handshake_timeout_s=5.0)
 async def pools(n: int, *, admitted: int | None = None, config: NetConfig = CONFIG) -> AsyncIterator[list[QuicPool]]:
     """``n`` pools on 127.0.0.1..n; the first ``admitted`` (default all) admit each other."""
     keys = [SigningKey.generate() for _ in range(n)]
-    members = [k.public for k in keys[: n if admitted is None else admitted]]
+    members = [NodeId.of(k) for k in keys[: n if admitted is None else admitted]]
     admission = StaticAdmission(nodes=members, committee=members[:1])
     out = [QuicPool(config, k, host=f"127.0.0.{i + 1}", admission=admission) for i, k in enumerate(keys)]
     async with trio.open_nursery() as nursery:
@@ -59,8 +60,8 @@ async def pools(n: int, *, admitted: int | None = None, config: NetConfig = CONF
         nursery.cancel_scope.cancel()
 
 
-async def echo(peer: PublicKey, msg: Any) -> Any:
-    return {"from": peer.raw, "msg": msg}
+async def echo(peer: NodeId, msg: Any) -> Any:
+    return {"from": bytes(peer), "msg": msg}
 
 
 async def test_requests_messages_and_streams_both_ways() -> None:
@@ -70,20 +71,20 @@ async def test_requests_messages_and_streams_both_ways() -> None:
         got: list[Any] = []
         all_in = trio.Event()
 
-        async def on_msg(peer: PublicKey, msg: Any) -> None:
+        async def on_msg(peer: NodeId, msg: Any) -> None:
             got.append(msg)
             if len(got) == 200:
                 all_in.set()
 
         b.on_message(Scope.BROADCAST, on_msg)
 
-        async def blob(peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+        async def blob(peer: NodeId, msg: Any, out: ReplyWriter) -> None:
             await out.start({"size": msg})
             await out.send(bytes(range(256)) * (msg // 256))
 
         b.on_stream(Scope.BLOCKS, blob)
-        assert (await a.request(b.node_id, Scope.SYNC, "hi"))["from"] == a.node_id.raw
-        assert (await b.request(a.node_id, Scope.SYNC, "back"))["from"] == b.node_id.raw  # same connection
+        assert (await a.request(b.node_id, Scope.SYNC, "hi"))["from"] == a.node_id
+        assert (await b.request(a.node_id, Scope.SYNC, "back"))["from"] == b.node_id  # same connection
         async with trio.open_nursery() as nursery:
             for i in range(100):
                 nursery.start_soon(a.request, b.node_id, Scope.SYNC, i)
@@ -105,7 +106,7 @@ async def test_requests_messages_and_streams_both_ways() -> None:
 async def test_wrong_key_and_unadmitted_peers_are_refused() -> None:
     async with pools(3, admitted=2) as (a, b, stranger):
         b.on_request(Scope.SYNC, echo)
-        impostor = SigningKey.generate().public
+        impostor = NodeId.of(SigningKey.generate())
         assert b.address is not None
         a.add_address(impostor, b.address)  # b's address, someone else's key
         with pytest.raises(WrongPeerKey, match="proved node key"):
@@ -162,7 +163,7 @@ async def test_nothing_is_accepted_before_the_client_proof(misbehaviour: str) ->
     async with pools(1) as (server,):
         handled = []
 
-        async def record(peer: PublicKey, msg: Any) -> Any:
+        async def record(peer: NodeId, msg: Any) -> Any:
             handled.append(msg)
             return msg
 
@@ -212,7 +213,7 @@ async def test_send_backpressure_bounds_the_buffer() -> None:
                 assert chunk, "the silent peer exited"
                 line += chunk
         key_hex, port = line.decode().split()
-        peer = PublicKey(bytes.fromhex(key_hex))
+        peer = NodeId(bytes.fromhex(key_hex))
         config = NetConfig(port=0, send_buffer_bytes=256 * 1024, handshake_timeout_s=10.0)
         a = QuicPool(config, SigningKey.generate(), host="127.0.0.1", admission=OpenAdmission())
         a.add_address(peer, ("127.0.0.1", int(port)))
@@ -245,7 +246,7 @@ async def test_send_backpressure_bounds_the_buffer() -> None:
 
 async def test_unresolvable_address_fails_the_dial_not_the_node() -> None:
     async with pools(1, config=NetConfig(port=0, handshake_timeout_s=3.0)) as (a,):
-        ghost = SigningKey.generate().public
+        ghost = NodeId.of(SigningKey.generate())
         a.add_address(ghost, ("unresolvable.invalid", 4300))
         with pytest.raises(PeerUnavailable):
             await a.request(ghost, Scope.SYNC, 1)

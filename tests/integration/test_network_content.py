@@ -17,8 +17,9 @@ import trio
 from lightning.blockstore import BLOCK_SIZE, hash_block, root_of_bytes, split_blocks, tree_from_block_hashes
 from lightning.blockstore.tree import encode_proof_stream
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
 from lightning.devnet import make_cluster
+from lightning.ids import NodeId
 from lightning.net import QuicPool, ReplyWriter, Scope, StaticAdmission
 from lightning.net.errors import NotFound
 from tests.integration.gateway_thread import running_gateway
@@ -98,7 +99,7 @@ class _InProcessPeer:
     listed in ``corrupt`` go out with a bit flipped in block 0."""
 
     def __init__(
-        self, key: SigningKey, host: str, objects: dict[bytes, bytes], corrupt: set[bytes], allowed: PublicKey
+        self, key: SigningKey, host: str, objects: dict[bytes, bytes], corrupt: set[bytes], allowed: NodeId
     ) -> None:
         self.key = key
         self.objects = objects
@@ -108,7 +109,7 @@ class _InProcessPeer:
         self.pool = QuicPool(NetConfig(port=0), self.key, host=host, admission=admission)
         self.pool.on_stream(Scope.BLOCKS, self._serve)
 
-    async def _serve(self, peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+    async def _serve(self, peer: NodeId, msg: Any, out: ReplyWriter) -> None:
         root = msg["root"]
         if root not in self.objects:
             raise NotFound("not here")
@@ -138,7 +139,7 @@ async def test_a_corrupting_peer_is_penalised_and_another_peer_serves(spawn: Any
     for n in nodes:
         await trio.to_thread.run_sync(n.wait_ready)
     d = nodes[3].ports
-    d_id = PublicKey(bytes.fromhex(d["node_id"]))
+    d_id = NodeId(bytes.fromhex(d["node_id"]))
     p = _InProcessPeer(keys[0], "127.72.0.11", objects, {r1}, d_id)
     q = _InProcessPeer(keys[1], "127.72.0.12", objects, {r2}, d_id)
     async with trio.open_nursery() as nursery:

@@ -21,7 +21,8 @@ from lightning.broadcast.core import STRIKES_TO_CUT_OFF
 from lightning.broadcast.message import sign_message
 from lightning.broadcast.sim import CHAIN_ID, SimCluster, SimNode, open_broadcast_sim
 from lightning.config import BroadcastConfig, NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net import NetError, Scope
 from lightning.net.sim import Link
 
@@ -39,7 +40,7 @@ async def publish(cluster: SimCluster, rng: random.Random, count: int, label: st
     sent: dict[bytes, SimNode] = {}
     for i in range(count):
         origin = rng.choice([n for n in cluster.nodes if n.running])
-        digest = await origin.broadcast.send(Topic.DEBUG, f"{label} {i} from {origin.node_id.hex[:8]}".encode())
+        digest = await origin.broadcast.send(Topic.DEBUG, f"{label} {i} from {origin.node_id.hex()[:8]}".encode())
         sent[digest] = origin
         await trio.sleep(rng.uniform(0, 0.1))
     return sent
@@ -53,9 +54,9 @@ async def wait_everywhere(cluster: SimCluster, sent: dict[bytes, SimNode], nodes
 def assert_exactly_once(cluster: SimCluster, sent: dict[bytes, SimNode], nodes: list[SimNode], seed: int) -> None:
     for n in nodes:
         got = n.digests()
-        assert len(got) == len(set(got)), f"seed {seed}: {n.node_id.hex[:8]} got a message twice"
+        assert len(got) == len(set(got)), f"seed {seed}: {n.node_id.hex()[:8]} got a message twice"
         missing = {d for d, origin in sent.items() if origin is not n} - set(got)
-        assert not missing, f"seed {seed}: {n.node_id.hex[:8]} missed {len(missing)}"
+        assert not missing, f"seed {seed}: {n.node_id.hex()[:8]} missed {len(missing)}"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -91,7 +92,7 @@ async def test_64_nodes_on_lossy_links_every_message_reaches_every_node_once(
         assert b.received[-1].hops == 1 and b.received[-1].message.to == b.node_id
 
 
-def topology_of(node: SimNode) -> frozenset[PublicKey]:
+def topology_of(node: SimNode) -> frozenset[NodeId]:
     assert node.topology is not None
     return node.topology.peers()
 
@@ -107,7 +108,7 @@ async def test_a_partition_heals_and_messages_flow_again(
         with trio.fail_after(60):
             await wait_everywhere(cluster, before, cluster.nodes)
         side_a, side_b = cluster.nodes[:24], cluster.nodes[24:]
-        cluster.net.partition([n.key.public for n in side_a], [n.key.public for n in side_b])
+        cluster.net.partition([NodeId.of(n.key) for n in side_a], [NodeId.of(n.key) for n in side_b])
         during = await publish(cluster, rng, 8, "during")
         await trio.sleep(10)
         for digest, origin in during.items():  # nothing crossed the cut
@@ -130,11 +131,11 @@ class RawPeer:
         self.cluster = cluster
         self.key = key
         self.pool = cluster.net.pool(key)
-        self.wanted: list[tuple[PublicKey, bytes]] = []
+        self.wanted: list[tuple[NodeId, bytes]] = []
         self._served: dict[bytes, dict[str, Any]] = {}
         self.pool.on_message(Scope.BROADCAST, self._on_frame)
 
-    async def _on_frame(self, peer: PublicKey, frame: Any) -> None:
+    async def _on_frame(self, peer: NodeId, frame: Any) -> None:
         if frame.get("t") == "want":
             for d in frame["d"]:
                 self.wanted.append((peer, d))
@@ -173,7 +174,8 @@ async def test_a_node_sending_invalid_messages_is_cut_off(
     def judge(node: SimNode, received: Received) -> bool:
         return received.message.payload != b"reject me"
 
-    async with open_broadcast_sim(seed, 16, tmp_path, link=LOSSY, judge=judge, extra_known=[bad_key.public]) as cluster:
+    extra = [NodeId.of(bad_key)]
+    async with open_broadcast_sim(seed, 16, tmp_path, link=LOSSY, judge=judge, extra_known=extra) as cluster:
         async with trio.open_nursery() as nursery:
             forger = RawPeer(cluster, bad_key)
             await nursery.start(forger.pool.run)
@@ -184,7 +186,7 @@ async def test_a_node_sending_invalid_messages_is_cut_off(
             # Cut off: every victim banned it in the pool and ignores what it still manages to send.
             for v in victims:
                 assert v.pool is not None and v.pool.statistics().banned == 1, f"seed {seed}"
-                assert v.broadcast.core.is_cut_off(bad_key.public, trio.current_time()), f"seed {seed}"
+                assert v.broadcast.core.is_cut_off(NodeId.of(bad_key), trio.current_time()), f"seed {seed}"
                 reason = "bad_signature" if kind == "forged" else "rejected_by_subscriber"
                 assert v.broadcast.statistics().invalid[reason] >= STRIKES_TO_CUT_OFF, f"seed {seed}"
             wanted_before = len(forger.wanted)
@@ -193,7 +195,7 @@ async def test_a_node_sending_invalid_messages_is_cut_off(
             assert len(forger.wanted) == wanted_before, f"seed {seed}: a cut-off node was still served"
             # Nothing it sent went further than its victims: forged messages reached no subscriber, rejected ones
             # only the victims' (which rejected them, so they were not relayed).
-            reached = {n for n in cluster.nodes for r in n.received if r.message.origin == bad_key.public}
+            reached = {n for n in cluster.nodes for r in n.received if r.message.origin == NodeId.of(bad_key)}
             assert reached <= (set(victims) if kind == "rejected" else set()), f"seed {seed}"
             assert kind == "forged" or reached, f"seed {seed}"
             sent = await publish(cluster, rng, 6, "honest")
@@ -209,7 +211,7 @@ async def test_a_restarted_node_does_not_deliver_old_messages_again(
     rng = random.Random(seed)
     replayer_key = SigningKey(random.Random(seed + 2000).randbytes(32))
     async with open_broadcast_sim(
-        seed, 16, tmp_path, link=LOSSY, net_config=NET, extra_known=[replayer_key.public]
+        seed, 16, tmp_path, link=LOSSY, net_config=NET, extra_known=[NodeId.of(replayer_key)]
     ) as cluster:
         node = cluster.nodes[5]
         old = await publish(cluster, rng, 10, "old")

@@ -25,6 +25,7 @@ from lightning.consensus.safety import MemorySafetyStore
 from lightning.consensus.service import Consensus
 from lightning.crypto import Domain
 from lightning.home import Keys
+from lightning.ids import NodeId
 from lightning.net.sim import SimNetwork, open_sim
 from lightning.net.topology import GenesisNodes, Topology
 from lightning.state.block import Block, CommitProof
@@ -65,7 +66,7 @@ async def _start_node(
     SyncServer(netpool, state)
     known = GenesisNodes.from_genesis(chain.genesis)
     epoch = lambda: state.epoch() if state.running else 0  # noqa: E731
-    topology = Topology(TopologyConfig(), keys.node.public, known, epoch=epoch)
+    topology = Topology(TopologyConfig(), NodeId.of(keys.node), known, epoch=epoch)
     await nursery.start(topology.run)
     broadcast = Broadcast(
         BroadcastConfig(),
@@ -110,7 +111,7 @@ def _forged(chain: DevChain, node: _Node, seed: int) -> tuple[Block, CommitProof
     """The next block, proposed by member 0, 'committed' by signatures of keys that are not the committee's."""
     head = node.state.head()
     block = Block.build(
-        head=head, proposer=chain.nodes[0].node.public.raw, timestamp_ms=head.timestamp_ms + 1, txs=[], epoch=head.epoch
+        head=head, proposer=chain.nodes[0].node_id, timestamp_ms=head.timestamp_ms + 1, txs=[], epoch=head.epoch
     )
     msg = CommitProof(block.hash(), block.height, block.epoch, 0, "quorum", ()).message()
     sigs = tuple((i, derive_key(seed, "forger", i).sign(Domain.BLOCK_COMMIT, msg)) for i in range(3))

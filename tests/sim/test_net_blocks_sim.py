@@ -16,7 +16,7 @@ from lightning.blockstore import BLOCK_SIZE
 from lightning.blockstore.component import Blockstore
 from lightning.blockstore.verify import HEADER_SIZE
 from lightning.config import BlockstoreConfig, NetConfig
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net import BadRequest, NotFound, ReplyWriter, TooManyRequests
 from lightning.net.blocks import BlockFetcher, BlockServer, FetchFailed
 from lightning.net.sim import Link, SimNetwork, SimPool
@@ -87,7 +87,7 @@ async def test_corrupting_peer_is_penalised_and_skipped(
         root = await good.store.put(data)
         assert await evil.store.put(data) == root
 
-        async def corrupt(peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+        async def corrupt(peer: NodeId, msg: Any, out: ReplyWriter) -> None:
             stream = bytearray(b"".join(bytes(c) for c in evil.store.store.proof_stream(msg["root"])))
             stream[HEADER_SIZE + 1 + 32 + 4 + 1000] ^= 0x01  # a byte of block 0's data
             await out.start({"len": len(data), "start": 0, "end": 4})

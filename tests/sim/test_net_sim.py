@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from lightning.codec import FrameTooLarge
 from lightning.config import NetConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net import (
     ConnectionLost,
     InternalError,
@@ -42,8 +43,8 @@ def seed(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
 
-async def echo(peer: PublicKey, msg: Any) -> Any:
-    return {"from": peer.raw, "msg": msg}
+async def echo(peer: NodeId, msg: Any) -> Any:
+    return {"from": bytes(peer), "msg": msg}
 
 
 class Inbox:
@@ -51,10 +52,10 @@ class Inbox:
 
     def __init__(self) -> None:
         self.items: list[Any] = []
-        self.peers: list[PublicKey] = []
+        self.peers: list[NodeId] = []
         self._changed = trio.Event()
 
-    async def handler(self, peer: PublicKey, msg: Any) -> None:
+    async def handler(self, peer: NodeId, msg: Any) -> None:
         self.items.append(msg)
         self.peers.append(peer)
         self._changed.set()
@@ -71,7 +72,7 @@ async def test_request_messages_and_stream(autojump_clock: trio.testing.MockCloc
         inbox = Inbox()
         b.on_message(Scope.BROADCAST, inbox.handler)
 
-        async def serve(peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+        async def serve(peer: NodeId, msg: Any, out: ReplyWriter) -> None:
             await out.start({"count": msg})
             for i in range(msg):
                 await out.send(bytes([i]) * 100_000)
@@ -79,7 +80,7 @@ async def test_request_messages_and_stream(autojump_clock: trio.testing.MockCloc
         b.on_stream(Scope.BLOCKS, serve)
 
         reply = await a.request(b.node_id, Scope.SYNC, [1, "two", b"3"])
-        assert reply == {"from": a.node_id.raw, "msg": [1, "two", b"3"]}
+        assert reply == {"from": a.node_id, "msg": [1, "two", b"3"]}
         for i in range(50):
             await a.send(b.node_id, Scope.BROADCAST, {"n": i})
         async with a.open_stream(b.node_id, Scope.BLOCKS, 40) as reply:
@@ -177,7 +178,7 @@ async def test_reset_fails_in_flight_request_and_redials(autojump_clock: trio.te
         entered = trio.Event()
         release = trio.Event()
 
-        async def slow(peer: PublicKey, msg: Any) -> Any:
+        async def slow(peer: NodeId, msg: Any) -> Any:
             if msg == "slow":
                 entered.set()
                 await release.wait()
@@ -275,7 +276,7 @@ async def test_too_many_requests(autojump_clock: trio.testing.MockClock, seed: i
             await nursery.start(p.run)
         release = trio.Event()
 
-        async def blocked(peer: PublicKey, msg: Any) -> Any:
+        async def blocked(peer: NodeId, msg: Any) -> Any:
             await release.wait()
             return msg
 
@@ -306,7 +307,7 @@ async def test_scope_admission(autojump_clock: trio.testing.MockClock, seed: int
     net = SimNetwork(seed)
     keys = [SigningKey(random.Random(seed * 10 + i).randbytes(32)) for i in range(4)]
     member, committee, server, stranger = keys
-    admission = StaticAdmission(nodes=[member.public, committee.public], committee=[committee.public])
+    admission = StaticAdmission(nodes=[NodeId.of(member), NodeId.of(committee)], committee=[NodeId.of(committee)])
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
         s = net.pool(server, admission=admission)
@@ -328,7 +329,7 @@ async def test_scope_admission(autojump_clock: trio.testing.MockClock, seed: int
         with trio.fail_after(5):
             await votes.wait_for(1)
         await trio.sleep(1.0)  # the unauthorized one, sent first on its own connection, had time to arrive
-        assert list(zip(votes.peers, votes.items, strict=True)) == [(committee.public, "vote")]
+        assert list(zip(votes.peers, votes.items, strict=True)) == [(NodeId.of(committee), "vote")]
         assert s.metrics.rejections("unauthorized") == 2  # the request and the message
         nursery.cancel_scope.cancel()
 
@@ -343,7 +344,7 @@ async def test_message_queue_overflow(autojump_clock: trio.testing.MockClock, se
         release = trio.Event()
         handled: list[int] = []
 
-        async def slow(peer: PublicKey, msg: Any) -> None:
+        async def slow(peer: NodeId, msg: Any) -> None:
             await release.wait()
             handled.append(msg)
 
@@ -383,7 +384,7 @@ async def test_bad_frames(autojump_clock: trio.testing.MockClock, seed: int) -> 
 async def test_handler_failures_are_typed(autojump_clock: trio.testing.MockClock, seed: int) -> None:
     async with open_sim(seed, 2) as (_net, (a, b)):
 
-        async def handler(peer: PublicKey, msg: Any) -> Any:
+        async def handler(peer: NodeId, msg: Any) -> Any:
             if msg == "missing":
                 raise NotFound("no such thing")
             if msg == "bug":
@@ -406,7 +407,7 @@ async def test_request_timeout_cancels_the_handler(autojump_clock: trio.testing.
     async with open_sim(seed, 2) as (_net, (a, b)):
         cancelled = trio.Event()
 
-        async def forever(peer: PublicKey, msg: Any) -> Any:
+        async def forever(peer: NodeId, msg: Any) -> Any:
             try:
                 await trio.sleep_forever()
             finally:
@@ -428,7 +429,7 @@ async def test_stream_reply_is_bounded_by_credit(autojump_clock: trio.testing.Mo
     async with open_sim(seed, 2, config=NetConfig(stream_window_bytes=window)) as (_net, (a, b)):
         progress: list[int] = []
 
-        async def firehose(peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+        async def firehose(peer: NodeId, msg: Any, out: ReplyWriter) -> None:
             await out.start()
             for _ in range(100):
                 await out.send(b"z" * 65536)
@@ -440,7 +441,7 @@ async def test_stream_reply_is_bounded_by_credit(autojump_clock: trio.testing.Mo
             assert max(progress) <= window
             assert len(await reply.read_all(10**8)) == 100 * 65536
 
-        async def cheater(peer: PublicKey, msg: Any, out: ReplyWriter) -> None:
+        async def cheater(peer: NodeId, msg: Any, out: ReplyWriter) -> None:
             await out.start()
             await out._stream.send(b"z" * (2 * window))  # ignores the requester's credit
 
@@ -503,7 +504,7 @@ async def test_a_peer_that_dials_again_replaces_its_old_connection(
         assert (await second.request(b.node_id, Scope.SYNC, 2))["msg"] == 2
         assert b.statistics().connections == 1  # the dead connection was closed, not kept beside the new one
         with trio.fail_after(5):  # b reaches the restarted node at once, not after an idle timeout
-            assert (await b.request(key_a.public, Scope.SYNC, 3))["msg"] == 3
+            assert (await b.request(NodeId.of(key_a), Scope.SYNC, 3))["msg"] == 3
         nursery.cancel_scope.cancel()
 
 
@@ -522,7 +523,7 @@ async def test_a_restarted_peer_we_had_dialed_is_reached_on_its_new_connection(
             first = net.pool(key_a)
             await first_life.start(first.run)
             first.on_request(Scope.SYNC, echo)
-            assert (await b.request(key_a.public, Scope.SYNC, 1))["msg"] == 1  # b dialed a
+            assert (await b.request(NodeId.of(key_a), Scope.SYNC, 1))["msg"] == 1  # b dialed a
             net.crash(first)
             first_life.cancel_scope.cancel()
         await trio.sleep(15)  # past the handshake timeout (not a simultaneous dial), before the idle timeout
@@ -533,5 +534,5 @@ async def test_a_restarted_peer_we_had_dialed_is_reached_on_its_new_connection(
         assert (await second.request(b.node_id, Scope.SYNC, 2))["msg"] == 2  # a dials b
         assert b.statistics().connections == 1
         with trio.fail_after(5):
-            assert (await b.request(key_a.public, Scope.SYNC, 3))["msg"] == 3
+            assert (await b.request(NodeId.of(key_a), Scope.SYNC, 3))["msg"] == 3
         nursery.cancel_scope.cancel()

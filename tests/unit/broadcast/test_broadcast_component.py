@@ -90,12 +90,12 @@ async def test_rpc_and_metrics(autojump_clock: trio.testing.MockClock, tmp_path:
             await debug.wait_count(1)
         (got,) = await call(rpc_b, "admin_broadcast_debug_recent")  # type: ignore[misc]
         assert got["digest"] == sent["digest"] and got["text"] == "hello" and got["hops"] == 1
-        assert got["origin"] == a.node_id.hex and got["to"] is None
+        assert got["origin"] == a.node_id.hex() and got["to"] is None
         bad = await call(rpc_a, "admin_broadcast_debug", "x", "not a key")
         assert isinstance(bad, dict) and bad["code"] == -32602
         stats = await call(rpc_b, "flk_broadcast_stats")
         assert isinstance(stats, dict)
-        assert stats["received"] == {"debug": 1} and stats["topology"]["peer_ids"] == [a.node_id.hex]
+        assert stats["received"] == {"debug": 1} and stats["topology"]["peer_ids"] == [a.node_id.hex()]
         registry: CollectorRegistry = b.broadcast.metrics.registry
         assert (
             registry.get_sample_value("lightning_broadcast_messages_total", {"topic": "debug", "direction": "in"}) == 1

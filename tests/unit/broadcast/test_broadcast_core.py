@@ -24,7 +24,8 @@ from lightning.broadcast.core import (
 from lightning.broadcast.message import Message, Topic, sign_message
 from lightning.codec import decode, encode
 from lightning.config import BroadcastConfig
-from lightning.crypto import PublicKey, SigningKey
+from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.net.topology import GenesisNodes
 
 CHAIN = 7
@@ -32,7 +33,7 @@ WALL0 = 1_700_000_000_000
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(8)]
 STRANGER = SigningKey(b"\xee" * 32)
 
-Drop = Callable[[PublicKey, PublicKey, dict[str, Any]], bool]
+Drop = Callable[[NodeId, NodeId, dict[str, Any]], bool]
 
 
 class Mesh:
@@ -47,25 +48,25 @@ class Mesh:
         subscribe: tuple[Topic, ...] = (Topic.CONSENSUS,),
     ) -> None:
         self.keys = KEYS[:n]
-        self.ids = [k.public for k in self.keys]
+        self.ids = [NodeId.of(k) for k in self.keys]
         self.now = 0.0
         self.epoch = 3
         known = GenesisNodes(self.ids)
         self.cores = {
-            k.public: BroadcastCore(config or BroadcastConfig(), node_id=k.public, chain_id=CHAIN, known=known)
+            NodeId.of(k): BroadcastCore(config or BroadcastConfig(), node_id=NodeId.of(k), chain_id=CHAIN, known=known)
             for k in self.keys
         }
         for i, k in enumerate(self.keys):
             peers = links[i] if links is not None else [j for j in range(n) if j != i]
-            self.cores[k.public].set_topology(self.ids[j] for j in peers)
+            self.cores[NodeId.of(k)].set_topology(self.ids[j] for j in peers)
             for t in subscribe:
-                self.cores[k.public].subscribe(t)
-        self.queue: list[tuple[PublicKey, PublicKey, dict[str, Any]]] = []
-        self.frames: list[tuple[PublicKey, PublicKey, dict[str, Any]]] = []  # everything that crossed a link
-        self.delivered: dict[PublicKey, list[Received]] = {k: [] for k in self.ids}
-        self.persisted: dict[PublicKey, list[bytes]] = {k: [] for k in self.ids}
+                self.cores[NodeId.of(k)].subscribe(t)
+        self.queue: list[tuple[NodeId, NodeId, dict[str, Any]]] = []
+        self.frames: list[tuple[NodeId, NodeId, dict[str, Any]]] = []  # everything that crossed a link
+        self.delivered: dict[NodeId, list[Received]] = {k: [] for k in self.ids}
+        self.persisted: dict[NodeId, list[bytes]] = {k: [] for k in self.ids}
         self.penalties: list[Penalize] = []
-        self.dropped: list[tuple[PublicKey, Dropped]] = []
+        self.dropped: list[tuple[NodeId, Dropped]] = []
         self.rtts: list[Rtt] = []
 
     @property
@@ -84,7 +85,7 @@ class Mesh:
         self.collect(self.ids[i])
         return m
 
-    def collect(self, node: PublicKey) -> None:
+    def collect(self, node: NodeId) -> None:
         for ev in self.cores[node].events():
             if isinstance(ev, SendFrame):
                 self.queue.append((node, ev.peer, decode(encode(ev.frame))))
@@ -100,13 +101,13 @@ class Mesh:
             elif isinstance(ev, Rtt):
                 self.rtts.append(ev)
 
-    def inject(self, src: PublicKey, dst: PublicKey, frame: Any) -> None:
+    def inject(self, src: NodeId, dst: NodeId, frame: Any) -> None:
         self.cores[dst].receive(src, frame, now=self.now, epoch=self.epoch, wall_ms=self.wall)
         self.collect(dst)
 
     def pump(self, drop: Drop | None = None, *, judge: bool | None = True) -> None:
         """Deliver queued frames until quiet; subscribers judge each delivery (``None``: leave them waiting)."""
-        judged: set[tuple[PublicKey, bytes]] = set()
+        judged: set[tuple[NodeId, bytes]] = set()
         while True:
             while self.queue:
                 src, dst, frame = self.queue.pop(0)
@@ -132,7 +133,7 @@ class Mesh:
             core.tick(self.now, self.wall)
             self.collect(node)
 
-    def payloads(self, src: PublicKey | None = None, dst: PublicKey | None = None) -> int:
+    def payloads(self, src: NodeId | None = None, dst: NodeId | None = None) -> int:
         return sum(
             1 for s, d, f in self.frames if f["t"] == "msg" and (src is None or s == src) and (dst is None or d == dst)
         )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lightning.broadcast.message import InvalidMessage, Topic, message_from_wire, sign_message
 from lightning.codec import decode, encode
 from lightning.crypto import Domain, SigningKey
+from lightning.ids import NodeId
 
 KEY = SigningKey(b"\x05" * 32)
 OTHER = SigningKey(b"\x06" * 32)
@@ -29,7 +30,8 @@ def _wire(**kw: Any) -> dict[str, Any]:
     direct=st.booleans(),
 )
 def test_round_trip_through_the_codec(payload: bytes, epoch: int, ts: int, topic: Topic, direct: bool) -> None:
-    m = sign_message(KEY, 9, topic, epoch=epoch, timestamp_ms=ts, payload=payload, to=OTHER.public if direct else None)
+    to = NodeId.of(OTHER) if direct else None
+    m = sign_message(KEY, 9, topic, epoch=epoch, timestamp_ms=ts, payload=payload, to=to)
     back = message_from_wire(decode(encode(m.to_wire())), chain_id=9, max_payload_bytes=1000)
     assert back == m and back.digest == m.digest and back.body == m.body
     back.verify()

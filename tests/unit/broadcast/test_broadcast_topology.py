@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning.config import TopologyConfig
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net.topology import (
     GenesisNodes,
     LatencyTable,
@@ -24,12 +24,12 @@ from lightning.net.topology import (
 )
 
 
-def keys(n: int, seed: int) -> list[PublicKey]:
+def keys(n: int, seed: int) -> list[NodeId]:
     rng = random.Random(seed)
-    return [PublicKey(rng.randbytes(32)) for _ in range(n)]
+    return [NodeId(rng.randbytes(32)) for _ in range(n)]
 
 
-def random_latency(nodes: list[PublicKey], seed: int, share: float) -> dict[tuple[PublicKey, PublicKey], int]:
+def random_latency(nodes: list[NodeId], seed: int, share: float) -> dict[tuple[NodeId, NodeId], int]:
     rng = random.Random(seed)
     return {(a, b): rng.randrange(100, 300_000) for a in nodes for b in nodes if a != b and rng.random() < share}
 
@@ -108,7 +108,7 @@ def test_only_own_measurements_still_give_a_connected_bounded_overlay() -> None:
     nodes = keys(64, 1)
     rng = random.Random(2)
     full = {(a, b): rng.randrange(1000, 100_000) for a in nodes for b in nodes if a != b}
-    union: dict[PublicKey, set[PublicKey]] = {k: set() for k in nodes}
+    union: dict[NodeId, set[NodeId]] = {k: set() for k in nodes}
     for me in nodes:
         mine = compute_topology(0, nodes, {k: v for k, v in full.items() if k[0] == me})[me]
         assert len(mine) <= TopologyParams().degree_bound

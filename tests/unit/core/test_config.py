@@ -74,9 +74,9 @@ def test_dev_genesis_loads(tmp_path):
     p.write_text(single_node_genesis(keys, Config(), genesis_time_ms=123))
     g = load_genesis(p)
     assert g.chain_id == 1337
-    assert [n.node_id for n in g.committee] == [keys.node_id]
+    assert [n.node_id for n in g.committee] == [str(keys.node_id)]
     assert g.balances[keys.account.public.hex] == 1_000_000 * 10**18
-    assert g.stakes[keys.node_id] == g.min_stake == 1000 * 10**18
+    assert g.stakes[str(keys.node_id)] == g.min_stake == 1000 * 10**18
     assert g.digest() == load_genesis(p).digest()
 
 

@@ -16,7 +16,7 @@ def test_init_writes_private_keys(tmp_path):
         assert stat.S_IMODE(home.key_path(name).stat().st_mode) == 0o600
     again = home.load_keys()
     assert again.node_id == keys.node_id
-    assert len(keys.node_id) == 64 and keys.node_id == keys.node_id.lower()
+    assert len(str(keys.node_id)) == 64 and str(keys.node_id) == str(keys.node_id).lower()
     assert {keys.node.public, keys.consensus.public, keys.account.public} == {
         again.node.public,
         again.consensus.public,

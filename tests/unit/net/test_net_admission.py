@@ -8,6 +8,7 @@ from lightning.config import Config, ConfigError, NetConfig, parse_section
 from lightning.crypto import SigningKey
 from lightning.errors import LightningError
 from lightning.genesis import GenesisNode, parse_genesis
+from lightning.ids import NodeId
 from lightning.net.admission import AddressBook, StaticAdmission, parse_peer_address
 from lightning.net.wire import Scope
 
@@ -38,25 +39,25 @@ def test_genesis_and_allow_list_admission():
     genesis = _genesis([(member, True), (edge, False)])
     adm = StaticAdmission.from_genesis(genesis, allow=[allowed.public.hex])
     for k in (member, edge, allowed):
-        assert adm.admits(k.public)
+        assert adm.admits(NodeId.of(k))
         for scope in (Scope.BROADCAST, Scope.BLOCKS, Scope.SYNC):
-            assert adm.allows(k.public, scope)
-    assert adm.allows(member.public, Scope.CONSENSUS)
-    assert not adm.allows(edge.public, Scope.CONSENSUS) and not adm.allows(allowed.public, Scope.CONSENSUS)
-    assert not adm.admits(stranger.public)
-    assert not any(adm.allows(stranger.public, s) for s in Scope)
+            assert adm.allows(NodeId.of(k), scope)
+    assert adm.allows(NodeId.of(member), Scope.CONSENSUS)
+    assert not adm.allows(NodeId.of(edge), Scope.CONSENSUS) and not adm.allows(NodeId.of(allowed), Scope.CONSENSUS)
+    assert not adm.admits(NodeId.of(stranger))
+    assert not any(adm.allows(NodeId.of(stranger), s) for s in Scope)
 
     book = AddressBook.from_genesis(genesis)
-    assert book.get(member.public) == ("127.0.0.1", 4300) and book.get(edge.public) == ("127.0.0.2", 4301)
-    assert book.get(stranger.public) is None and len(book) == 2
+    assert book.get(NodeId.of(member)) == ("127.0.0.1", 4300) and book.get(NodeId.of(edge)) == ("127.0.0.2", 4301)
+    assert book.get(NodeId.of(stranger)) is None and len(book) == 2
 
 
 def test_parse_peer_address():
-    key = SigningKey.generate().public
-    assert parse_peer_address(f"{key.hex}@127.0.0.2:4300") == (key, ("127.0.0.2", 4300))
-    assert parse_peer_address(f"0x{key.hex}@[::1]:9") == (key, ("::1", 9))
-    assert parse_peer_address(f"{key.hex}@node-1:4300") == (key, ("node-1", 4300))
-    for bad in (key.hex, f"{key.hex}@host", f"{key.hex}@host:0", f"{key.hex}@:1", "abc@host:1"):
+    key = NodeId.of(SigningKey.generate())
+    assert parse_peer_address(f"{key.hex()}@127.0.0.2:4300") == (key, ("127.0.0.2", 4300))
+    assert parse_peer_address(f"0x{key.hex()}@[::1]:9") == (key, ("::1", 9))
+    assert parse_peer_address(f"{key.hex()}@node-1:4300") == (key, ("node-1", 4300))
+    for bad in (key.hex(), f"{key.hex()}@host", f"{key.hex()}@host:0", f"{key.hex()}@:1", "abc@host:1"):
         with pytest.raises(LightningError):
             parse_peer_address(bad)
 

@@ -7,6 +7,7 @@ from cryptography import x509
 
 from lightning.codec import encode
 from lightning.crypto import Domain, SigningKey
+from lightning.ids import NodeId
 from lightning.net.errors import HandshakeFailed
 from lightning.net.identity import (
     BINDING_OID,
@@ -36,7 +37,7 @@ def _cert_with_binding(identity: TlsIdentity, binding: bytes) -> x509.Certificat
 def test_certificate_names_its_node_key():
     key = SigningKey(bytes(range(32)))
     identity = TlsIdentity.generate(key)
-    assert node_key_from_certificate(identity.certificate) == key.public
+    assert node_key_from_certificate(identity.certificate) == NodeId.of(key)
     assert len(identity.certificate_hash) == 32
 
 
@@ -82,7 +83,7 @@ def test_client_proof_is_bound_to_the_connection():
     key = SigningKey.generate()
     transcript = auth_transcript(b"c" * 8, b"s" * 8, b"h" * 32)
     proof = make_client_proof(key, transcript)
-    assert verify_client_proof(proof, transcript) == key.public
+    assert verify_client_proof(proof, transcript) == NodeId.of(key)
     # Replayed on another connection (other ids) or to another server (other certificate): rejected.
     for other in (
         auth_transcript(b"C" * 8, b"s" * 8, b"h" * 32),

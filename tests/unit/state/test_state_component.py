@@ -17,7 +17,7 @@ from lightning.chain.admission import StateAdmission
 from lightning.chain.forward import BlockSourceError
 from lightning.clock import TrioWallClock
 from lightning.config import StateConfig
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.rpc import Dispatcher
 from lightning.state.block import Block, BlockMalformed, CommitProof
 from lightning.state.executor import InvalidBlock
@@ -68,7 +68,7 @@ async def test_follower_applies_good_blocks_and_refuses_bad_ones(
     with pytest.raises(InvalidBlock, match="ahead"):
         source.queue.append([(future, future_proof)])
         await follower.follow_once(leader.node.public.raw)
-    other = replace(block, proposer=CHAIN.nodes[2].node.public.raw)
+    other = replace(block, proposer=CHAIN.nodes[2].node_id)
     with pytest.raises(BlockMalformed):
         source.queue.append([(other, CommitProof.sequencer(other, leader.consensus))])
         await follower.follow_once(leader.node.public.raw)
@@ -86,8 +86,8 @@ async def test_admission_follows_the_state(state: State) -> None:
         def __init__(self, name: str) -> None:
             self.name = name
 
-    n0, n2 = PublicKey(CHAIN.nodes[0].node.public.raw), PublicKey(CHAIN.nodes[2].node.public.raw)
-    stranger = PublicKey(b"\x05" * 32)
+    n0, n2 = NodeId(CHAIN.nodes[0].node.public.raw), NodeId(CHAIN.nodes[2].node.public.raw)
+    stranger = NodeId(b"\x05" * 32)
     assert adm.admits(n0) and adm.admits(n2) and not adm.admits(stranger)
     assert adm.allows(n0, Scope("CONSENSUS")) and not adm.allows(n2, Scope("CONSENSUS"))
     assert adm.allows(n2, Scope("BLOCKS")) and not adm.allows(stranger, Scope("BLOCKS"))

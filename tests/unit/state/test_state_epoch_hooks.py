@@ -12,7 +12,7 @@ import trio.testing
 from lightning.amounts import UNIT
 from lightning.chain import EpochChange, RegistryNodes, State
 from lightning.config import StateConfig, TopologyConfig
-from lightning.crypto import PublicKey
+from lightning.ids import NodeId
 from lightning.net.topology import Topology
 from lightning.state.tx import SignedTransaction
 from lightning.testing.devchain import DevChain, derive_key
@@ -40,7 +40,7 @@ async def _end_epoch(chain: DevChain, state: State) -> None:
 async def _run(tmp_path: Path) -> None:
     chain = DevChain.create(nodes=5, committee=4, accounts=2, epoch_time_ms=60_000)
     state = State(StateConfig(), tmp_path / "state", chain.genesis, inline=True)
-    me = chain.nodes[0].node.public
+    me = NodeId.of(chain.nodes[0].node)
     known = RegistryNodes(state, chain.genesis)
     topology = Topology(TopologyConfig(), me, known, epoch=lambda: state.epoch() if state.running else 0)
     seen: list[tuple[str, EpochChange]] = []
@@ -53,7 +53,7 @@ async def _run(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(state.run)
         await nursery.start(topology.run)
-        genesis_nodes = {k.node.public for k in chain.nodes}
+        genesis_nodes = {NodeId.of(k.node) for k in chain.nodes}
         assert known.nodes() == genesis_nodes and topology.peers() == genesis_nodes - {me}
 
         # A new node registers and stakes enough during epoch 0: not known before the epoch changes.
@@ -70,14 +70,14 @@ async def _run(tmp_path: Path) -> None:
         )
         await _commit(chain, state, [stake])
         await _commit(chain, state, [])
-        assert seen == [] and PublicKey(newcomer.public.raw) not in topology.peers()
+        assert seen == [] and NodeId(newcomer.public.raw) not in topology.peers()
 
         await _end_epoch(chain, state)
         height = state.head().height
         assert [name for name, _ in seen] == ["first", "last"]
         change = seen[0][1]
         assert change == EpochChange(0, 1, height, tuple(state.committee(1).members))
-        assert PublicKey(newcomer.public.raw) in known and PublicKey(newcomer.public.raw) in topology.peers()
+        assert NodeId(newcomer.public.raw) in known and NodeId(newcomer.public.raw) in topology.peers()
         assert topology.statistics().epoch == 1
 
         await _commit(chain, state, [])

@@ -9,6 +9,7 @@ import pytest
 
 from lightning.amounts import UNIT
 from lightning.crypto import SigningKey
+from lightning.ids import NodeId
 from lightning.state import smt
 from lightning.state.block import Block, CommitProof
 from lightning.state.epoch import beacon_commitment
@@ -327,12 +328,13 @@ def test_invalid_blocks_change_nothing(store: StateStore, chain: DevChain) -> No
     head = store.head()
     tx = chain.sign(chain.accounts[0], "transfer", to=b"\x01" * 32, amount=FLK)
     good, _ = chain.block(head, [tx])
+    stranger = NodeId(b"\x07" * 32)
     bad_blocks = [  # height, parent, previous root, epoch, proposer, timestamp, txs root
         Block(2, good.parent, 0, good.proposer, good.timestamp_ms, good.prev_state_root, good.txs_root, good.txs),
         Block(1, b"\x00" * 32, 0, good.proposer, good.timestamp_ms, good.prev_state_root, good.txs_root, good.txs),
         Block(1, good.parent, 0, good.proposer, good.timestamp_ms, b"\x00" * 32, good.txs_root, good.txs),
         Block(1, good.parent, 1, good.proposer, good.timestamp_ms, good.prev_state_root, good.txs_root, good.txs),
-        Block(1, good.parent, 0, b"\x07" * 32, good.timestamp_ms, good.prev_state_root, good.txs_root, good.txs),
+        Block(1, good.parent, 0, stranger, good.timestamp_ms, good.prev_state_root, good.txs_root, good.txs),
         Block(1, good.parent, 0, good.proposer, head.timestamp_ms - 1, good.prev_state_root, good.txs_root, good.txs),
         Block(1, good.parent, 0, good.proposer, good.timestamp_ms, good.prev_state_root, b"\x00" * 32, good.txs),
     ]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lightning.chain.forward import BlockSourceError, decode_block_record
 from lightning.codec import decode, encode
 from lightning.crypto import Domain, SigningKey
+from lightning.ids import NodeId
 from lightning.state.block import (
     Block,
     BlockMalformed,
@@ -116,7 +117,7 @@ def _head() -> ChainHead:
 
 def test_block_hash_round_trip_and_txs_root() -> None:
     txs = [b"a", b"b", b"c"]
-    block = Block.build(head=_head(), proposer=KEY.public.raw, timestamp_ms=1500, txs=txs, epoch=0)
+    block = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1500, txs=txs, epoch=0)
     assert block.height == 4 and block.parent == b"\x01" * 32 and block.prev_state_root == b"\x02" * 32
     assert Block.decode(block.encode()) == block
     assert block.hash() == blake3.blake3(b"lightning/block/v1\x00" + encode(block.header())).digest()
@@ -136,13 +137,13 @@ def test_block_hash_round_trip_and_txs_root() -> None:
 def test_commit_proofs() -> None:
     members = [SigningKey(bytes([i]) * 32) for i in range(4)]
     keys = [m.public.raw for m in members]
-    block = Block.build(head=_head(), proposer=KEY.public.raw, timestamp_ms=1500, txs=[b"t"], epoch=0)
+    block = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1500, txs=[b"t"], epoch=0)
     seq = CommitProof.sequencer(block, members[0])
     seq.verify(block, keys)
     assert CommitProof.from_wire(decode(encode(seq.to_wire()))) == seq
     with pytest.raises(BlockMalformed, match="bad signature"):
         CommitProof.sequencer(block, members[1]).verify(block, keys)
-    other = Block.build(head=_head(), proposer=KEY.public.raw, timestamp_ms=1501, txs=[b"t"], epoch=0)
+    other = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1501, txs=[b"t"], epoch=0)
     with pytest.raises(BlockMalformed, match="another block"):
         seq.verify(other, keys)
     msg = commit_message(block.hash(), block.height, block.epoch, 2)
@@ -168,7 +169,7 @@ def test_timestamp_window() -> None:
 def test_decoders_refuse_garbage_with_their_own_errors(data: st.DataObject) -> None:
     """Whatever a peer sends, decoding ends in a value or the decoder's typed error, never another exception."""
     valid = _raw(_payload())
-    block = Block.build(head=_head(), proposer=KEY.public.raw, timestamp_ms=1500, txs=[valid], epoch=0)
+    block = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1500, txs=[valid], epoch=0)
     proof = CommitProof.sequencer(block, KEY)
     base = data.draw(
         st.sampled_from([valid, block.encode(), encode({"block": block.to_wire(), "proof": proof.to_wire()})])
