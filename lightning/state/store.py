@@ -196,7 +196,7 @@ class StateStore:
 
     def import_rows(self, rows: dict[tuple[str, bytes], bytes | None]) -> ChainHead:
         """Write rows (``None`` deletes) and update the tree and the head's root in one transaction, outside any
-        block: bulk loading by tools and benchmarks (and, later, checkpoint import). Returns the new head."""
+        block: bulk loading by tools and benchmarks. Returns the new head."""
         with self._write() as txn:
             head = self._head(txn)
             root = self._write_rows(txn, rows)
