@@ -33,7 +33,25 @@ def _from_hex(text: str, what: str, sizes: dict[int, str]) -> bytes:
     return raw
 
 
-class NodeId(bytes):
+class _Id(bytes):
+    """Text forms shared by the identity types: full hex, a 16-digit prefix for logs, a repr naming the type."""
+
+    __slots__ = ()
+
+    def short(self) -> str:
+        return self.hex()[:16]
+
+    def __str__(self) -> str:
+        return self.hex()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.hex()[:16]}…)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (bytes(self),))
+
+
+class NodeId(_Id):
     """A node's identity: the raw 32-byte public key of its node key."""
 
     __slots__ = ()
@@ -65,20 +83,8 @@ class NodeId(bytes):
         """Raises :class:`~lightning.crypto.BadSignature` unless the node key signed ``message`` under ``domain``."""
         self.key.verify(domain, message, signature)
 
-    def short(self) -> str:
-        return self.hex()[:16]
 
-    def __str__(self) -> str:
-        return self.hex()
-
-    def __repr__(self) -> str:
-        return f"NodeId({self.hex()[:16]}…)"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (NodeId, (bytes(self),))
-
-
-class AccountId(bytes):
+class AccountId(_Id):
     """An account: a 32-byte Ed25519 public key, or a 20-byte (Ethereum-style) address."""
 
     __slots__ = ()
@@ -109,15 +115,3 @@ class AccountId(bytes):
     @property
     def is_address(self) -> bool:
         return len(self) == ADDRESS_BYTES
-
-    def short(self) -> str:
-        return self.hex()[:16]
-
-    def __str__(self) -> str:
-        return self.hex()
-
-    def __repr__(self) -> str:
-        return f"AccountId({self.hex()[:16]}…)"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (AccountId, (bytes(self),))
