@@ -22,13 +22,13 @@ from lightning.broadcast import Broadcast, DebugLog, register_broadcast_rpc
 from lightning.chain import (
     EpochDriver,
     Follower,
+    Mempool,
     Orderer,
     RegistryNodes,
     RpcBlockSource,
     RpcForwarder,
     Sequencer,
     State,
-    TxPool,
     register_state_rpc,
 )
 from lightning.chain.component import pause_hook_from_env
@@ -49,7 +49,7 @@ from lightning.http.server import HttpMetrics
 from lightning.ids import NodeId
 from lightning.metrics import NodeMetrics, new_registry
 from lightning.net import AddressBook, QuicPool, StaticAdmission
-from lightning.net.blocks import BlockFetcher, BlockServer
+from lightning.net.content import ContentClient, ContentServer
 from lightning.net.rpc import register_net_rpc
 from lightning.net.topology import Topology
 from lightning.rpc import Dispatcher, RpcEndpoint
@@ -116,8 +116,8 @@ class Node:
             addresses=self.addresses,
             registry=self.registry,
         )
-        self.block_server = BlockServer(self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency)
-        self.fetcher = BlockFetcher(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
+        self.content_server = ContentServer(self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency)
+        self.content_client = ContentClient(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
 
         # Application state (lightning/chain/). Transactions are forwarded to the ordering nodes over their JSON-RPC
         # endpoints (RpcForwarder); the orderer and the block source are chosen below from the genesis committee.
@@ -125,7 +125,7 @@ class Node:
         self.state = State(
             config.state, home.data / "state", genesis, registry=self.registry, pause_hook=pause_hook_from_env()
         )
-        self.txpool = TxPool(
+        self.mempool = Mempool(
             self.state,
             config.state,
             node_id=keys.node_id,
@@ -140,7 +140,7 @@ class Node:
         if len(genesis.committee) > 1:
             self.orderer = Consensus(
                 self.state,
-                self.txpool,
+                self.mempool,
                 self.pool,
                 keys,
                 wall_clock,
@@ -158,11 +158,11 @@ class Node:
                 wait_turn=lambda: self.gossip.wait_turn(),  # blocks come over broadcast; sync is the fallback
             )
         else:
-            self.orderer = Sequencer(self.state, self.txpool, keys, wall_clock, block_time_s=config.state.block_time_s)
+            self.orderer = Sequencer(self.state, self.mempool, keys, wall_clock, block_time_s=config.state.block_time_s)
             self.follower = Follower(
                 self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node_id, clock=wall_clock
             )
-        self.epoch_driver = EpochDriver(self.state, self.txpool, keys.node, wall_clock)
+        self.epoch_driver = EpochDriver(self.state, self.mempool, keys.node, wall_clock)
 
         # Gossip (docs/broadcast.md): the peer set from the topology (genesis nodes, allow-list and staked registered
         # nodes; latencies from the broadcast's pings), signed topic messages deduplicated across restarts.
@@ -196,8 +196,8 @@ class Node:
 
         self.dispatcher = Dispatcher(admin_loopback_only=config.rpc.admin_loopback_only)
         self._register_rpc()
-        register_state_rpc(self.dispatcher, self.state, self.txpool)
-        register_net_rpc(self.dispatcher, pool=self.pool, fetcher=self.fetcher)
+        register_state_rpc(self.dispatcher, self.state, self.mempool)
+        register_net_rpc(self.dispatcher, pool=self.pool, content=self.content_client)
         register_broadcast_rpc(self.dispatcher, self.broadcast, self.broadcast_debug)
 
         # Content: local blockstore → peers → origins (IPFS gateways), merged and queued by the content fetcher.
@@ -207,7 +207,7 @@ class Node:
             config.fetcher,
             self.blockstore,
             [
-                PeerSource(self.fetcher, self._locate_content),
+                PeerSource(self.content_client, self._locate_content),
                 *(IpfsGatewayOrigin(gateway) for gateway in config.origin_ipfs.gateways),
                 UrlOrigin(config.origin_url),
             ],
@@ -242,7 +242,7 @@ class Node:
             ("broadcast", self.broadcast.run),
             ("broadcast-debug", self.broadcast_debug.run),
             ("state", self.state.run),
-            ("txpool", self.txpool.run),
+            ("mempool", self.mempool.run),
             ("orderer", self.orderer.run),
             *([("gossip", self.gossip.run)] if len(genesis.committee) > 1 else []),
             ("follower", self.follower.run),

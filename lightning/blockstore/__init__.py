@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         CorruptBlock,
         CorruptObject,
         ObjectInfo,
-        StoreStats,
+        StoreStatistics,
         UnknownObject,
     )
     from lightning.blockstore.tree import (
@@ -74,7 +74,7 @@ __all__ = [
     "ProofStreamDecoder",
     "ProofStreamHeader",
     "RangeProof",
-    "StoreStats",
+    "StoreStatistics",
     "StreamVerifier",
     "TreeBuilder",
     "TruncatedStreamError",
@@ -108,7 +108,7 @@ __getattr__, __dir__ = lazy_exports(
         "CorruptBlock": "store",
         "CorruptObject": "store",
         "ObjectInfo": "store",
-        "StoreStats": "store",
+        "StoreStatistics": "store",
         "UnknownObject": "store",
         "BlockTree": "tree",
         "TreeBuilder": "tree",

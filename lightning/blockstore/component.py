@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lightning.blockstore.store import BlockStore, ObjectInfo, StoreStats
+from lightning.blockstore.store import BlockStore, ObjectInfo, StoreStatistics
 from lightning.blockstore.verify import BLOCK_SIZE, BytesLike
 from lightning.blockstore.writer import UntrustedCore, WriterCore
 from lightning.config import BlockstoreConfig
@@ -64,7 +64,7 @@ class Blockstore:
         self._writer.start()
         self._verifier.start()
         try:
-            stats = self._store.stats()
+            stats = self._store.statistics()
             logger.info(
                 "blockstore %s: %d objects, %d bytes (capacity %d)",
                 self.path,
@@ -93,8 +93,8 @@ class Blockstore:
     def has(self, root: bytes) -> bool:
         return self.store.has(root)
 
-    def stats(self) -> StoreStats:
-        return self.store.stats()
+    def statistics(self) -> StoreStatistics:
+        return self.store.statistics()
 
     async def read_range(self, root: bytes, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Verified bytes of an object, block by block (a checkpoint between blocks). Raises UnknownObject,
@@ -194,7 +194,7 @@ class Blockstore:
         await self._writer.call(self.store.pin, root, pinned)
 
     async def _after_publish(self, root: bytes) -> None:
-        if self.store.stats().bytes > self.config.capacity_bytes:
+        if self.store.statistics().bytes > self.config.capacity_bytes:
             collect = functools.partial(self.store.collect, keep=[root, *self._reading])  # not what is being read
             await self._writer.call(collect, self.config.capacity_bytes)
 
@@ -261,7 +261,7 @@ class _Collector(Collector):
         store = self._bs._store
         if store is None:
             return
-        s = store.stats()
+        s = store.statistics()
         yield GaugeMetricFamily("lightning_blockstore_bytes", "Unique block bytes stored", value=s.bytes)
         yield GaugeMetricFamily(
             "lightning_blockstore_capacity_bytes", "Configured capacity", value=self._bs.config.capacity_bytes

@@ -58,7 +58,7 @@ __all__ = [
     "CorruptBlock",
     "CorruptObject",
     "ObjectInfo",
-    "StoreStats",
+    "StoreStatistics",
     "UnknownObject",
 ]
 
@@ -111,7 +111,7 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
-class StoreStats:
+class StoreStatistics:
     bytes: int  # unique block bytes stored
     objects: int
     blocks: int
@@ -558,14 +558,14 @@ class BlockStore:
                 return None
             return bytes(root)
 
-    def stats(self) -> StoreStats:
+    def statistics(self) -> StoreStatistics:
         with self.env.begin() as txn:
 
             def m(name: bytes) -> int:
                 return _from_u64(txn.get(name, db=self._meta))
 
             writers = txn.stat(self._writers)["entries"]
-            return StoreStats(m(b"bytes"), m(b"objects"), m(b"blocks"), m(b"pinned"), m(b"evictions"), writers)
+            return StoreStatistics(m(b"bytes"), m(b"objects"), m(b"blocks"), m(b"pinned"), m(b"evictions"), writers)
 
     def roots(self) -> Iterator[bytes]:
         with self.env.begin() as txn:

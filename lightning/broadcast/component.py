@@ -186,7 +186,7 @@ class Broadcast:
         return message.digest
 
     def statistics(self) -> BroadcastStatistics:
-        s = self.core.stats
+        s = self.core.statistics()
         wants, held, retained = self.core.holding()
         return BroadcastStatistics(
             received=dict(s.received),
@@ -206,7 +206,7 @@ class Broadcast:
         )
 
     def _metric_stats(self) -> tuple[CoreStatistics, dict[str, int], int]:
-        return self.core.stats, dict(self._local), len(self.core.seen)
+        return self.core.statistics(), dict(self._local), len(self.core.seen)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -161,8 +161,27 @@ class Rtt:
 Event = SendFrame | Persist | Deliver | Penalize | Dropped | Rtt
 
 
-@dataclass
+@dataclass(frozen=True)
 class CoreStatistics:
+    """A snapshot of the core's counters (:meth:`BroadcastCore.statistics`)."""
+
+    received: dict[str, int] = field(default_factory=dict)  # topic -> valid new messages from peers
+    published: dict[str, int] = field(default_factory=dict)  # topic -> our own
+    payloads_sent: dict[str, int] = field(default_factory=dict)  # topic -> message frames sent
+    duplicate_adverts: int = 0
+    duplicate_payloads: int = 0
+    invalid: dict[str, int] = field(default_factory=dict)  # reason -> messages or frames dropped
+    want_timeouts: int = 0
+    wants_expired: int = 0
+    want_queue_full: int = 0
+    validation_timeouts: int = 0
+    unknown_wants: int = 0
+    ignored_cut_off: int = 0
+    strikes: int = 0
+
+
+@dataclass
+class _Counters:
     received: dict[str, int] = field(default_factory=dict)  # topic -> valid new messages from peers
     published: dict[str, int] = field(default_factory=dict)  # topic -> our own
     payloads_sent: dict[str, int] = field(default_factory=dict)  # topic -> message frames sent
@@ -226,7 +245,7 @@ class BroadcastCore:
         self.chain_id = chain_id
         self.known = known
         self.seen = SeenCache(config.seen_cache_entries)
-        self.stats = CoreStatistics()
+        self._counters = _Counters()
         self._max_age_ms = round(config.max_age_s * 1000)
         self._max_skew_ms = round(config.max_skew_s * 1000)
         self._wants: dict[bytes, _Want] = {}
@@ -243,6 +262,24 @@ class BroadcastCore:
         self._want_out: dict[NodeId, list[bytes]] = {}
         self._timers: list[tuple[float, int, str, bytes, int]] = []
         self._seq = itertools.count()
+
+    def statistics(self) -> CoreStatistics:
+        c = self._counters
+        return CoreStatistics(
+            received=dict(c.received),
+            published=dict(c.published),
+            payloads_sent=dict(c.payloads_sent),
+            duplicate_adverts=c.duplicate_adverts,
+            duplicate_payloads=c.duplicate_payloads,
+            invalid=dict(c.invalid),
+            want_timeouts=c.want_timeouts,
+            wants_expired=c.wants_expired,
+            want_queue_full=c.want_queue_full,
+            validation_timeouts=c.validation_timeouts,
+            unknown_wants=c.unknown_wants,
+            ignored_cut_off=c.ignored_cut_off,
+            strikes=c.strikes,
+        )
 
     # -- configuration ----------------------------------------------------------------------------------------------
     def set_topology(self, peers: Iterable[NodeId]) -> None:
@@ -303,7 +340,7 @@ class BroadcastCore:
         self.seen.add(d, message.timestamp_ms)
         self._events.append(Persist(d, message.timestamp_ms))
         topic = message.topic.value
-        self.stats.published[topic] = self.stats.published.get(topic, 0) + 1
+        self._counters.published[topic] = self._counters.published.get(topic, 0) + 1
         wire = message.to_wire()
         held = _Held(message, wire, 0, None, set(), len(message.payload) + 200)
         if message.to is not None:
@@ -367,19 +404,19 @@ class BroadcastCore:
             if kind == "want":
                 w = self._wants.get(d)
                 if w is not None and w.attempt == token and w.current is not None:
-                    self.stats.want_timeouts += 1
+                    self._counters.want_timeouts += 1
                     w.current = None
                     self._ask(d, w, now)
             elif kind == "want_ttl":
                 w = self._wants.get(d)
                 if w is not None and now >= w.created + WANT_TTL_S:
-                    self.stats.wants_expired += 1
+                    self._counters.wants_expired += 1
                     self._remove_want(d)
             elif kind == "validate":
                 held = self._held.get(d)
                 if held is not None and now >= held.deadline:
                     del self._held[d]
-                    self.stats.validation_timeouts += 1
+                    self._counters.validation_timeouts += 1
                     self._events.append(Dropped("validation_timeout", held.sender))
             elif kind == "retain":
                 expiry = self._retained_expiry.get(d)
@@ -395,7 +432,7 @@ class BroadcastCore:
             self._events.append(Dropped("too_many_peers", peer))
             return
         if self._is_cut(peer, now):
-            self.stats.ignored_cut_off += 1
+            self._counters.ignored_cut_off += 1
             return
         if st.unsent:
             for d in sorted(st.unsent):
@@ -430,7 +467,7 @@ class BroadcastCore:
     def _on_adverts(self, peer: NodeId, st: _Peer, digests: list[bytes], now: float) -> None:
         for d in digests:
             if d in self.seen:
-                self.stats.duplicate_adverts += 1
+                self._counters.duplicate_adverts += 1
                 held = self._retained.get(d) or self._held.get(d)
                 if held is not None:
                     held.known_by.add(peer)
@@ -440,7 +477,7 @@ class BroadcastCore:
             w = self._wants.get(d)
             if w is None:
                 if len(self._wants) >= self.config.want_queue_len:
-                    self.stats.want_queue_full += 1
+                    self._counters.want_queue_full += 1
                     self._events.append(Dropped("want_queue_full", peer))
                     continue
                 if st.tracked >= self.config.want_queue_len // 4:
@@ -460,7 +497,7 @@ class BroadcastCore:
         for d in digests:
             held = self._retained.get(d)
             if held is None:
-                self.stats.unknown_wants += 1  # never advertised to it, or no longer retained
+                self._counters.unknown_wants += 1  # never advertised to it, or no longer retained
                 continue
             if peer in held.sent_to:
                 self._offence(peer, "repeated_want", now)
@@ -469,7 +506,7 @@ class BroadcastCore:
             held.known_by.add(peer)
             self._events.append(SendFrame(peer, {"t": "msg", "m": held.wire, "h": min(held.hops + 1, MAX_HOPS)}))
             topic = held.message.topic.value
-            self.stats.payloads_sent[topic] = self.stats.payloads_sent.get(topic, 0) + 1
+            self._counters.payloads_sent[topic] = self._counters.payloads_sent.get(topic, 0) + 1
 
     def _on_message(self, peer: NodeId, frame: dict[str, Any], now: float, epoch: int, wall_ms: int) -> None:
         hops = frame.get("h", 0)
@@ -480,7 +517,7 @@ class BroadcastCore:
         w = self._wants.get(d)
         if w is None or peer not in w.asked:
             if d in self.seen or d in self._rejected:
-                self.stats.duplicate_payloads += 1  # an answer to a want that timed out, after another arrived
+                self._counters.duplicate_payloads += 1  # an answer to a want that timed out, after another arrived
                 return
             raise InvalidMessage("unsolicited", "a message we did not want from this peer")
         try:
@@ -504,7 +541,7 @@ class BroadcastCore:
         self.seen.add(d, msg.timestamp_ms)
         self._events.append(Persist(d, msg.timestamp_ms))
         topic = msg.topic.value
-        self.stats.received[topic] = self.stats.received.get(topic, 0) + 1
+        self._counters.received[topic] = self._counters.received.get(topic, 0) + 1
         received = Received(msg, peer, hops, wall_ms - msg.timestamp_ms)
         if msg.origin == self.node_id:
             return  # our own, from before a restart: seen now, nothing else to do
@@ -518,7 +555,7 @@ class BroadcastCore:
             self._timer(held.deadline, "validate", d)
             while len(self._held) > self.config.subscriber_buffer * 4:
                 _, old = self._held.popitem(last=False)
-                self.stats.validation_timeouts += 1
+                self._counters.validation_timeouts += 1
                 self._events.append(Dropped("validation_overflow", old.sender))
             self._events.append(Deliver(received))
         else:
@@ -600,7 +637,7 @@ class BroadcastCore:
             self._retained_bytes -= held.size
 
     def _offence(self, peer: NodeId, reason: str, now: float) -> None:
-        self.stats.invalid[reason] = self.stats.invalid.get(reason, 0) + 1
+        self._counters.invalid[reason] = self._counters.invalid.get(reason, 0) + 1
         self._events.append(Dropped(reason, peer))
         weight = OFFENCES.get(reason, 1.0)
         st = self._peer(peer)
@@ -612,7 +649,7 @@ class BroadcastCore:
             return
         st.score -= 1.0
         st.strikes += 1
-        self.stats.strikes += 1
+        self._counters.strikes += 1
         cut_s = 0.0
         if st.strikes >= STRIKES_TO_CUT_OFF:
             cut_s = min(CUT_OFF_S * 2 ** (st.strikes - STRIKES_TO_CUT_OFF), CUT_OFF_MAX_S)

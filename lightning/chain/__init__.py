@@ -22,12 +22,12 @@ if TYPE_CHECKING:
         TxForwarder,
     )
     from lightning.chain.hooks import EpochChange, EpochHooks, RegistryNodes
-    from lightning.chain.mempool import Mempool, MempoolLimits, TxRejected
+    from lightning.chain.mempool import Mempool
+    from lightning.chain.mempool_core import MempoolCore, MempoolLimits, TxRejected
     from lightning.chain.orderer import Orderer
     from lightning.chain.participant import EpochDriver
     from lightning.chain.rpc import register_state_rpc
     from lightning.chain.sequencer import Sequencer
-    from lightning.chain.txpool import TxPool
 
 __all__ = [
     "BlockSource",
@@ -38,6 +38,7 @@ __all__ = [
     "Follower",
     "ForwardError",
     "Mempool",
+    "MempoolCore",
     "MempoolLimits",
     "Orderer",
     "RegistryNodes",
@@ -47,7 +48,6 @@ __all__ = [
     "State",
     "StateAdmission",
     "TxForwarder",
-    "TxPool",
     "TxRejected",
     "register_state_rpc",
 ]
@@ -67,13 +67,13 @@ __getattr__, __dir__ = lazy_exports(
         "EpochChange": "hooks",
         "EpochHooks": "hooks",
         "RegistryNodes": "hooks",
-        "Mempool": "mempool",
+        "MempoolCore": "mempool",
         "MempoolLimits": "mempool",
         "TxRejected": "mempool",
         "Orderer": "orderer",
         "EpochDriver": "participant",
         "register_state_rpc": "rpc",
         "Sequencer": "sequencer",
-        "TxPool": "txpool",
+        "Mempool": "mempool",
     },
 )

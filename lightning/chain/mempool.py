@@ -1,181 +1,175 @@
-"""The mempool core (sans-IO): admission checks, a bounded pool with per-sender limits, ready transactions in order.
+"""The transaction pool as a node component: the mempool core, wake-ups for the orderer, and forwarding.
 
-Admission (:meth:`Mempool.add`) checks what can be checked against the current state without executing: structure,
-chain id, signature, the nonce window ``(state nonce, state nonce + max_per_sender]``, and that the sender's
-balance covers the amount the method spends (``Method.spends`` in the state's registry). The executor re-checks
-everything; admission only keeps junk out.
-
-:meth:`Mempool.ready` yields, for each sender, the run of consecutive nonces that starts right after its state
-nonce, merged across senders in arrival order; a transaction behind a nonce gap waits (until it expires). After a
-block executes, :meth:`Mempool.prune` drops what the new nonces made stale. Time is passed in (``now``), never read.
+Every node admits transactions (``flk_send_txn``) into its own mempool. If this node orders blocks now, the orderer
+takes them from here; otherwise each admitted transaction is also forwarded to the ordering nodes through the
+:class:`~lightning.chain.forward.TxForwarder` (a bounded queue; a full queue or a failed forward is logged and the
+transaction stays pending here, where it still counts for ``next_nonce``). When the ordering nodes change (an epoch
+change), everything pending here is forwarded to the new ones. Executed blocks prune the pool on every
+node, because every node executes every block.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Sequence
 
-from lightning.errors import LightningError
-from lightning.state.records import Account
-from lightning.state.registry import METHODS
-from lightning.state.tx import SignedTransaction, check_signature
+import trio
+from prometheus_client import CollectorRegistry, Gauge
 
-__all__ = ["Mempool", "MempoolLimits", "MempoolStats", "TxRejected"]
+from lightning.chain.component import State
+from lightning.chain.forward import ForwardError, TxForwarder
+from lightning.chain.mempool_core import MempoolCore, MempoolLimits, MempoolStatistics, TxRejected
+from lightning.config import StateConfig
+from lightning.ids import NodeId
+from lightning.state.store import BlockOutcome
+from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction
 
+__all__ = ["Mempool"]
 
-class TxRejected(LightningError):
-    """A transaction the mempool refuses; ``code`` is a stable identifier (docs/state.md lists them)."""
+logger = logging.getLogger(__name__)
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class MempoolLimits:
-    max_txs: int = 10_000
-    max_per_sender: int = 64
-    ttl_s: float = 600.0
-
-
-@dataclass(frozen=True)
-class MempoolStats:
-    pending: int
-    senders: int
-    added: int
-    rejected: int
-    expired: int
-
-
-@dataclass
-class _Entry:
-    stx: SignedTransaction
-    added_at: float
-    seq: int
+FORWARD_QUEUE = 1024
+FORWARD_BATCH = 100  # JSON-RPC batches are capped at 100 calls
+FORWARD_ATTEMPTS = 3
+FORWARD_BACKOFF_S = 0.5
 
 
 class Mempool:
-    def __init__(self, chain_id: int, limits: MempoolLimits = MempoolLimits()) -> None:
-        self.chain_id = chain_id
-        self.limits = limits
-        self._by_sender: dict[bytes, dict[int, _Entry]] = {}
-        self._hashes: dict[bytes, tuple[bytes, int]] = {}
-        self._seq = itertools.count()
-        self._added = self._rejected = self._expired = 0
+    def __init__(
+        self,
+        state: State,
+        config: StateConfig,
+        *,
+        node_id: NodeId,
+        ordering_nodes: Callable[[], Sequence[NodeId]],
+        forwarder: TxForwarder | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.state = state
+        self.node_id = node_id
+        self.core = MempoolCore(
+            state.genesis.chain_id,
+            MempoolLimits(config.mempool_max_txs, config.mempool_max_per_sender, config.mempool_tx_ttl_s),
+        )
+        self._ordering_nodes = ordering_nodes
+        self._forwarder = forwarder
+        self._changed = trio.Event()
+        self._send, self._receive = trio.open_memory_channel[tuple[NodeId, bytes]](FORWARD_QUEUE)
+        self._last_ordering: tuple[NodeId, ...] = ()
+        state.add_commit_listener(self._on_commit)
+        if registry is not None:
+            Gauge("lightning_mempool_pending", "Transactions waiting in the mempool", registry=registry).set_function(
+                lambda: len(self.core)
+            )
 
-    def __len__(self) -> int:
-        return len(self._hashes)
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._last_ordering = tuple(self._ordering_nodes())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._forward_loop)
+            nursery.start_soon(self._expire_loop)
+            task_status.started()
 
-    def __contains__(self, tx_hash: bytes) -> bool:
-        return tx_hash in self._hashes
+    # -- admission ------------------------------------------------------------------------------------------------
+    def orders_here(self) -> bool:
+        return self.node_id in self._ordering_nodes()
 
-    def statistics(self) -> MempoolStats:
-        return MempoolStats(len(self._hashes), len(self._by_sender), self._added, self._rejected, self._expired)
-
-    def add(self, stx: SignedTransaction, account: Account, now: float) -> bool:
-        """Admit ``stx`` given its sender's current ``account``. Returns False if it is already pending.
+    def submit(self, raw: bytes, *, forward: bool = True) -> tuple[SignedTransaction, bool]:
+        """Admit a signed transaction and (unless it was itself forwarded to us) forward it to the ordering nodes
+        other than us, so whichever leads next can include it. Returns it and whether it was new.
 
         Raises :class:`TxRejected`."""
         try:
-            return self._add(stx, account, now)
-        except TxRejected:
-            self._rejected += 1
-            raise
+            stx = decode_transaction(raw)
+        except TxMalformed as exc:
+            raise TxRejected("malformed", str(exc)) from None
+        new = self.core.add(stx, self.state.account(stx.sender), trio.current_time())
+        if new:
+            self._wake()
+            if forward:
+                self._forward([stx])
+        return stx, new
 
-    def _add(self, stx: SignedTransaction, account: Account, now: float) -> bool:
-        if stx.hash in self._hashes:
-            return False
-        tx = stx.tx
-        if tx.chain_id != self.chain_id:
-            raise TxRejected("wrong_chain", f"signed for chain {tx.chain_id}; this node is on chain {self.chain_id}")
-        if stx.nonce <= account.nonce:
-            raise TxRejected("nonce_too_low", f"nonce {stx.nonce} was already used (account nonce is {account.nonce})")
-        window = self.limits.max_per_sender
-        if stx.nonce > account.nonce + window:
-            raise TxRejected(
-                "nonce_too_high", f"nonce {stx.nonce} is beyond the window: at most {account.nonce + window} accepted"
-            )
-        amount = METHODS[tx.method].spent(tx.args)
-        if amount > account.balance:
-            raise TxRejected("insufficient_balance", f"insufficient balance: {account.balance} does not cover {amount}")
-        bad = check_signature(stx)
-        if bad is not None:
-            raise TxRejected("bad_signature", bad)
-        mine = self._by_sender.get(stx.sender, {})
-        if stx.nonce in mine:
-            raise TxRejected("nonce_pending", f"another transaction with nonce {stx.nonce} is already pending")
-        if len(mine) >= window:
-            raise TxRejected("sender_full", f"sender already has {len(mine)} pending transactions")
-        if len(self._hashes) >= self.limits.max_txs:
-            raise TxRejected("pool_full", f"the mempool is full ({self.limits.max_txs} transactions); retry later")
-        self._by_sender.setdefault(stx.sender, {})[stx.nonce] = _Entry(stx, now, next(self._seq))
-        self._hashes[stx.hash] = (stx.sender, stx.nonce)
-        self._added += 1
-        return True
+    def _forward(self, txs: list[SignedTransaction]) -> None:
+        targets = [n for n in self._ordering_nodes() if n != self.node_id]
+        for stx in txs:
+            for target in targets:
+                try:
+                    self._send.send_nowait((target, stx.raw))
+                except trio.WouldBlock:
+                    logger.warning("forward queue full; transaction %s stays local", stx.hash.hex()[:16])
+                    return
 
-    def pending_nonce(self, sender: bytes, state_nonce: int) -> int:
-        """The last nonce of the consecutive run pending after ``state_nonce`` (``state_nonce`` if none)."""
-        mine = self._by_sender.get(sender, {})
-        n = state_nonce
-        while n + 1 in mine:
-            n += 1
-        return n
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce a new transaction from ``sender`` should carry (after its pending ones)."""
+        return self.core.pending_nonce(sender, self.state.account(sender).nonce) + 1
 
-    def ready(self, max_txs: int, nonce_of: Callable[[bytes], int]) -> list[SignedTransaction]:
-        """Up to ``max_txs`` executable transactions: per sender in nonce order, across senders by arrival."""
-        heads: list[tuple[int, bytes, int]] = []  # (seq, sender, nonce)
-        for sender, mine in self._by_sender.items():
-            n = nonce_of(sender) + 1
-            if n in mine:
-                heads.append((mine[n].seq, sender, n))
-        heapq.heapify(heads)
-        out: list[SignedTransaction] = []
-        while heads and len(out) < max_txs:
-            _, sender, n = heapq.heappop(heads)
-            mine = self._by_sender[sender]
-            out.append(mine[n].stx)
-            if n + 1 in mine:
-                heapq.heappush(heads, (mine[n + 1].seq, sender, n + 1))
-        return out
+    def statistics(self) -> MempoolStatistics:
+        return self.core.statistics()
 
-    def has_ready(self, nonce_of: Callable[[bytes], int]) -> bool:
-        return any(nonce_of(s) + 1 in mine for s, mine in self._by_sender.items())
+    # -- for the orderer ------------------------------------------------------------------------------------------
+    def ready(self, max_txs: int) -> list[SignedTransaction]:
+        with self.state.view() as view:
+            return self.core.ready(max_txs, lambda s: view.account(s).nonce)
 
-    def pending(self) -> list[SignedTransaction]:
-        """Every pending transaction, in arrival order."""
-        entries = [e for mine in self._by_sender.values() for e in mine.values()]
-        return [e.stx for e in sorted(entries, key=lambda e: e.seq)]
+    async def wait_ready(self) -> None:
+        """Return once at least one transaction is executable."""
+        while True:
+            with self.state.view() as view:
+                if self.core.has_ready(lambda s: view.account(s).nonce):
+                    return
+            await self._changed.wait()
 
-    def prune(self, nonces: dict[bytes, int]) -> int:
-        """Drop transactions of these senders whose nonce is now used (sender -> state nonce). Returns how many."""
-        dropped = 0
-        for sender, nonce in nonces.items():
-            mine = self._by_sender.get(sender)
-            if not mine:
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _on_commit(self, outcome: BlockOutcome) -> None:
+        senders = {r.sender for r in outcome.receipts if r.sender}
+        if senders:
+            with self.state.view() as view:
+                self.core.prune({s: view.account(s).nonce for s in sorted(senders)})
+        ordering = tuple(self._ordering_nodes())
+        if ordering != self._last_ordering:
+            # Another node orders from now on (an epoch change): what waits here must reach it.
+            self._last_ordering = ordering
+            self._forward(self.core.pending())
+        self._wake()
+
+    # -- background -----------------------------------------------------------------------------------------------
+    async def _forward_loop(self) -> None:
+        async for target, raw in self._receive:
+            if self._forwarder is None:
                 continue
-            for n in [n for n in mine if n <= nonce]:
-                del self._hashes[mine.pop(n).stx.hash]
-                dropped += 1
-            if not mine:
-                del self._by_sender[sender]
-        return dropped
+            # Drain what else is queued: one request per target carries up to FORWARD_BATCH transactions.
+            batches: dict[NodeId, list[bytes]] = {target: [raw]}
+            while sum(len(b) for b in batches.values()) < FORWARD_BATCH * 4:
+                try:
+                    more_target, more_raw = self._receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                batches.setdefault(more_target, []).append(more_raw)
+            for node_id in sorted(batches):
+                raws = batches[node_id]
+                for start in range(0, len(raws), FORWARD_BATCH):
+                    await self._forward_batch(node_id, raws[start : start + FORWARD_BATCH])
 
-    def expire(self, now: float) -> int:
-        """Drop transactions older than the TTL. Returns how many."""
-        cutoff = now - self.limits.ttl_s
-        dropped = 0
-        for sender in list(self._by_sender):
-            mine = self._by_sender[sender]
-            for n in [n for n, e in mine.items() if e.added_at <= cutoff]:
-                del self._hashes[mine.pop(n).stx.hash]
-                dropped += 1
-            if not mine:
-                del self._by_sender[sender]
-        self._expired += dropped
-        return dropped
+    async def _forward_batch(self, target: NodeId, raws: list[bytes]) -> None:
+        assert self._forwarder is not None
+        for attempt in range(1, FORWARD_ATTEMPTS + 1):
+            try:
+                await self._forwarder.forward(target, raws)
+                return
+            except ForwardError as exc:
+                logger.warning("forward attempt %d/%d failed: %s", attempt, FORWARD_ATTEMPTS, exc)
+                await trio.sleep(FORWARD_BACKOFF_S * attempt)
 
-    def next_expiry(self) -> float | None:
-        oldest = min((e.added_at for mine in self._by_sender.values() for e in mine.values()), default=None)
-        return None if oldest is None else oldest + self.limits.ttl_s
+    async def _expire_loop(self) -> None:
+        while True:
+            deadline = self.core.next_expiry()
+            if deadline is None:
+                await self._changed.wait()
+                continue
+            await trio.sleep_until(deadline)
+            dropped = self.core.expire(trio.current_time())
+            if dropped:
+                logger.info("mempool: %d transactions expired unordered", dropped)

@@ -2,7 +2,7 @@
 
 Two implementations: the BFT consensus (``lightning.consensus.Consensus``) when the committee has several members,
 and the single-node :class:`~lightning.chain.sequencer.Sequencer` for a one-member committee. An orderer takes
-transactions from the mempool (:meth:`TxPool.ready`), proposes blocks on top of :meth:`State.head`, and hands each
+transactions from the mempool (:meth:`Mempool.ready`), proposes blocks on top of :meth:`State.head`, and hands each
 committed block with its proof to :meth:`State.commit`, which executes it; it never executes or stores anything itself.
 """
 

@@ -16,8 +16,8 @@ import blake3
 import trio
 
 from lightning.chain.component import State
-from lightning.chain.mempool import TxRejected
-from lightning.chain.txpool import TxPool
+from lightning.chain.mempool import Mempool
+from lightning.chain.mempool_core import TxRejected
 from lightning.clock import WallClock
 from lightning.codec import encode
 from lightning.crypto import Domain, SigningKey
@@ -34,7 +34,7 @@ RETRY_S = 10.0
 
 
 class EpochDriver:
-    def __init__(self, state: State, pool: TxPool, node_key: SigningKey, clock: WallClock) -> None:
+    def __init__(self, state: State, pool: Mempool, node_key: SigningKey, clock: WallClock) -> None:
         self.state = state
         self.pool = pool
         self._key = node_key

@@ -11,8 +11,8 @@ from typing import Any
 import trio
 
 from lightning.chain.component import State
-from lightning.chain.mempool import TxRejected
-from lightning.chain.txpool import TxPool
+from lightning.chain.mempool import Mempool
+from lightning.chain.mempool_core import TxRejected
 from lightning.codec import encode
 from lightning.errors import LightningError
 from lightning.ids import AccountId, NodeId
@@ -104,7 +104,7 @@ def receipt_json(r: Receipt) -> dict[str, Any]:
     }
 
 
-def register_state_rpc(d: Dispatcher, state: State, pool: TxPool) -> None:  # one closure per method
+def register_state_rpc(d: Dispatcher, state: State, pool: Mempool) -> None:  # one closure per method
     def committee_members() -> set[bytes]:
         return set(state.committee().members)
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import trio
 
 from lightning.chain.component import State
-from lightning.chain.txpool import TxPool
+from lightning.chain.mempool import Mempool
 from lightning.clock import WallClock
 from lightning.home import Keys
 from lightning.ids import NodeId
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class Sequencer:
-    def __init__(self, state: State, pool: TxPool, keys: Keys, clock: WallClock, *, block_time_s: float) -> None:
+    def __init__(self, state: State, pool: Mempool, keys: Keys, clock: WallClock, *, block_time_s: float) -> None:
         self.state = state
         self.pool = pool
         self.node_id = keys.node_id

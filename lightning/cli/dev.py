@@ -101,7 +101,7 @@ def get_object(
 def blockstore_stats(home: HomeOpt = None) -> None:
     """Objects, bytes and evictions of the home's blockstore."""
     with _open_store(home) as store:
-        s = store.stats()
+        s = store.statistics()
     typer.echo(f"objects:    {s.objects} ({s.pinned} pinned)")
     typer.echo(f"blocks:     {s.blocks}")
     typer.echo(f"bytes:      {s.bytes}")

@@ -29,6 +29,7 @@ Outputs are returned in order; :class:`Persist` always precedes the messages tha
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,8 +114,21 @@ Output = Send | Persist | Commit | ProposeReady | SyncNeeded
 CheckBlock = Callable[[Block], "str | None"]
 
 
+@dataclass(frozen=True)
+class CoreStatistics:
+    """A snapshot of a member's counters (:meth:`Core.statistics`)."""
+
+    proposals: int = 0
+    votes: int = 0
+    timeouts: int = 0
+    view_changes: int = 0
+    rejected: int = 0
+    last_reject: str = ""
+    syncs: int = 0
+
+
 @dataclass
-class _Stats:
+class _Counters:
     proposals: int = 0
     votes: int = 0
     timeouts: int = 0
@@ -159,7 +173,7 @@ class Core:
         self._check_block = check_block
         self.s = saved if saved is not None and saved.epoch == epoch else SafetyState.initial(epoch)
         self._dirty = saved is None or saved.epoch != epoch
-        self.stats = _Stats()
+        self._counters = _Counters()
         self._out: list[Output] = []
         self._view_started = now
         self._in_row = 0
@@ -184,6 +198,9 @@ class Core:
             self._set(lock=None)
 
     # -- public interface --------------------------------------------------------------------------------------
+    def statistics(self) -> CoreStatistics:
+        return CoreStatistics(**dataclasses.asdict(self._counters))
+
     @property
     def view(self) -> int:
         return self.s.view
@@ -286,7 +303,7 @@ class Core:
         parent = self._last_proof if self._last_proof and self._last_proof.height == self.head.height else None
         proposal = Proposal(view, block, lock, tc, parent)
         self._proposed_view = view
-        self.stats.proposals += 1
+        self._counters.proposals += 1
         self._send(None, proposal.to_wire(self.epoch))
         self._on_proposal(self.me, proposal, now)
         return self._flush()
@@ -328,7 +345,7 @@ class Core:
             self._set(view=view)
             self._view_started = now
             self._entry = entry
-            self.stats.view_changes += 1
+            self._counters.view_changes += 1
             self._proposals = {v: p for v, p in self._proposals.items() if v >= view}
             self._timeouts = {v: t for v, t in self._timeouts.items() if v >= view}
             if len(self._voters) > 8 * VIEW_WINDOW * self.n:
@@ -360,12 +377,12 @@ class Core:
         # one request per height at a time; again after a timer period (a reply may be lost, or the peer lagged too)
         if self._sync_asked != self.head.height or self._now - self._sync_at >= self.config.timeout_s:
             self._sync_asked, self._sync_at = self.head.height, self._now
-            self.stats.syncs += 1
+            self._counters.syncs += 1
             self._out.append(SyncNeeded(peer, self.head.height + 1))
 
     def _reject(self, why: str) -> None:
-        self.stats.rejected += 1
-        self.stats.last_reject = why
+        self._counters.rejected += 1
+        self._counters.last_reject = why
 
     def _on_proposal(self, sender: int, p: Proposal, now: float) -> None:
         if sender != self.leader(p.view):
@@ -426,7 +443,7 @@ class Core:
             return
         self._set(voted_view=self.s.view)
         vote = Vote.sign(self._key, self.epoch, p.view, block.height, block_hash)
-        self.stats.votes += 1
+        self._counters.votes += 1
         self._send(None, vote.to_wire(self.epoch))
         self._add_vote(self.me, vote)
 
@@ -506,7 +523,7 @@ class Core:
         view = self.s.view
         self._in_row += 1
         self._view_started = now
-        self.stats.timeouts += 1
+        self._counters.timeouts += 1
         if self.s.voted_view < view:
             self._set(voted_view=view)
         # No progress in this view: ask a member (in turn) for blocks after our head. A lost sync, or peers whose
@@ -536,7 +553,7 @@ class Core:
             self._height_claims[sender] = max(self._height_claims.get(sender, 0), t.height)
             ahead = sorted(i for i, h in self._height_claims.items() if h > self.head.height + 1)
             if len(ahead) >= self.f + 1:
-                self._sync(ahead[self.stats.syncs % len(ahead)])
+                self._sync(ahead[self._counters.syncs % len(ahead)])
         self._peer_views[sender] = max(self._peer_views.get(sender, -1), t.view)
         if t.view >= self.s.view:
             got = self._timeouts.setdefault(t.view, {})

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from lightning.chain import BlockSourceError, State, TxPool
+from lightning.chain import BlockSourceError, Mempool, State
 from lightning.clock import WallClock
 from lightning.config import ConsensusConfig
 from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
@@ -58,7 +58,7 @@ class Consensus:
     def __init__(
         self,
         state: State,
-        txpool: TxPool,
+        mempool: Mempool,
         pool: Pool,
         keys: Keys,
         clock: WallClock,
@@ -69,7 +69,7 @@ class Consensus:
         inline: bool = False,
     ) -> None:
         self.state = state
-        self.txpool = txpool
+        self.mempool = mempool
         self.pool = pool
         self.node_id = keys.node_id
         self._key = keys.consensus
@@ -175,7 +175,7 @@ class Consensus:
     def _propose(self, core: Core, view: int, now: float) -> list[Output]:
         with self.state.view() as v:
             limit = v.param("max_block_transactions")
-        txs = [t.raw for t in self.txpool.ready(limit)]
+        txs = [t.raw for t in self.mempool.ready(limit)]
         outs = core.propose(view, txs, self._clock.now_ms(), now)
         if outs:
             self._proposed_at[self.state.head().height + 1] = now
@@ -260,7 +260,7 @@ class Consensus:
 
     async def _wait_batch(self, view: int) -> None:
         with trio.move_on_after(self.config.empty_block_s):
-            await self.txpool.wait_ready()
+            await self.mempool.wait_ready()
         try:
             self._inbox_send.send_nowait(("propose", view))
         except trio.WouldBlock:

@@ -388,9 +388,9 @@ class _Sim:
         stats: dict[str, int] = {"timeouts": 0, "view_changes": 0, "rejected": 0}
         for c in self.cores:
             if c is not None:
-                stats["timeouts"] += c.stats.timeouts
-                stats["view_changes"] += c.stats.view_changes
-                stats["rejected"] += c.stats.rejected
+                stats["timeouts"] += c.statistics().timeouts
+                stats["view_changes"] += c.statistics().view_changes
+                stats["rejected"] += c.statistics().rejected
         return SimResult(
             self.cfg.seed,
             self.n,

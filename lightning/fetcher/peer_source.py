@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from lightning.blockstore.writer import VerificationFailed
 from lightning.fetcher.fetcher import NotFound, OriginFailed, Pointer, Sink
 from lightning.ids import NodeId
-from lightning.net.blocks import BlockFetcher
+from lightning.net.content import ContentClient
 from lightning.net.errors import NetError, PeerProtocolError
 from lightning.net.errors import NotFound as PeerNotFound
 
@@ -32,7 +32,7 @@ class PeerSource:
 
     name = "peer"
 
-    def __init__(self, blocks: BlockFetcher, locate: Locate) -> None:
+    def __init__(self, blocks: ContentClient, locate: Locate) -> None:
         self._blocks = blocks
         self._locate = locate
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from lightning.errors import LightningError
 from lightning.net.admission import parse_peer_address
-from lightning.net.blocks import BlockFetcher, FetchFailed
+from lightning.net.content import ContentClient, FetchFailed
 from lightning.net.pool import PeerPool
 from lightning.rpc.jsonrpc import INVALID_PARAMS, Dispatcher, RpcError
 
@@ -25,7 +25,7 @@ def _root(text: Any) -> bytes:
     return root
 
 
-def register_net_rpc(dispatcher: Dispatcher, *, pool: PeerPool, fetcher: BlockFetcher) -> None:
+def register_net_rpc(dispatcher: Dispatcher, *, pool: PeerPool, content: ContentClient) -> None:
     async def admin_fetch(root: str, peer: str | list[str] | None = None, pin: bool = False) -> dict[str, Any]:
         """Fetch object ``root`` into the blockstore from ``peer`` (``NODE_ID@HOST:PORT``, or a list of them, tried
         in order) or, without one, from the connected and known peers in turn."""
@@ -43,7 +43,7 @@ def register_net_rpc(dispatcher: Dispatcher, *, pool: PeerPool, fetcher: BlockFe
             peers = list(dict.fromkeys(pool.peers() + pool.addresses.peers()))
             peers = [p for p in peers if p != pool.node_id]
         try:
-            result = await fetcher.fetch(r, peers, pin=bool(pin))
+            result = await content.fetch(r, peers, pin=bool(pin))
         except FetchFailed as exc:
             raise RpcError(FETCH_FAILED, str(exc)) from None
         return {"root": result.root.hex(), "length": result.length, "peer": result.peer.hex() if result.peer else None}

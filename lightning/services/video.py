@@ -58,7 +58,7 @@ class VideoMetrics:
 
 
 @dataclass
-class StreamStats:
+class StreamRecord:
     """One viewer's stream: a client address watching one video (an MP4, or an HLS playlist's folder)."""
 
     client: str
@@ -105,14 +105,14 @@ class VideoService(ContentService):
         # playlist directory (pointer without its file name) → segment paths in order
         self._playlists: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
         self._prefetched: set[str] = set()
-        self._streams: OrderedDict[tuple[str, str], StreamStats] = OrderedDict()
+        self._streams: OrderedDict[tuple[str, str], StreamRecord] = OrderedDict()
 
     def streams(self) -> list[dict[str, object]]:
         """Recent streams, newest last (at most STREAMS_REMEMBERED), for the ``flk_video_streams`` RPC."""
         now = trio.current_time()
         return [stats.as_dict(now) for stats in self._streams.values()]
 
-    def _stream(self, request: Request, target: Target) -> StreamStats:
+    def _stream(self, request: Request, target: Target) -> StreamRecord:
         pointer = target.pointer
         name = (target.name or "").lower()
         video = f"{pointer.kind}:{pointer.key}"
@@ -124,7 +124,7 @@ class VideoService(ContentService):
         key = (request.client[0], video)
         stats = self._streams.get(key)
         if stats is None:
-            stats = self._streams[key] = StreamStats(request.client[0], video, trio.current_time())
+            stats = self._streams[key] = StreamRecord(request.client[0], video, trio.current_time())
         self._streams.move_to_end(key)
         while len(self._streams) > STREAMS_REMEMBERED:
             self._streams.popitem(last=False)
@@ -190,7 +190,7 @@ class VideoService(ContentService):
         for path in segments[: self._readahead]:
             self._prefetch(Pointer("ipfs", pointer.key, path))
 
-    def _on_segment(self, target: Target, stream: StreamStats) -> None:
+    def _on_segment(self, target: Target, stream: StreamRecord) -> None:
         pointer = target.pointer
         key = (pointer.key, posixpath.dirname(pointer.path))
         segments = self._playlists.get(key)

@@ -15,7 +15,7 @@ from tests.integration.harness import lightning_cmd, run_cli
 
 def _stats(home: Path):
     with BlockStore(home / "data" / "blockstore", map_size=1 << 30) as s:
-        return s.stats()
+        return s.statistics()
 
 
 def test_sigkill_mid_put_leaves_no_half_object(tmp_path):

@@ -247,7 +247,7 @@ def test_stake_opt_and_beacon_epoch_changes_move_the_committee(spawn: Any, tmp_p
 # -- item 3 ---------------------------------------------------------------------------------------------------------
 def _staging_writers(home: Path) -> int:
     with BlockStore(home / "data" / "blockstore", map_size=1 << 30) as s:
-        return s.stats().staging_writers
+        return s.statistics().staging_writers
 
 
 def _blocks_until(node: NodeProcess, sender: _Sender, height: int) -> None:
@@ -307,7 +307,7 @@ def test_sigkill_mid_content_write_loses_no_state_and_no_object(spawn: Any, tmp_
         assert head.height >= committed["height"]
         assert store.tree_root() == head.state_root
     with BlockStore(victim.home / "data" / "blockstore", map_size=1 << 30) as bs:
-        assert bs.stats().staging_writers == 0
+        assert bs.statistics().staging_writers == 0
         if bs.has(bytes.fromhex(big_root)):
             assert bs.get_info(bytes.fromhex(big_root)).length == len(big)
     got = tmp_path / "got"

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 from lightning.broadcast import Broadcast, Topic
-from lightning.chain import Follower, State, TxPool
+from lightning.chain import Follower, Mempool, State
 from lightning.chain.forward import decode_block_record
 from lightning.clock import TrioWallClock
 from lightning.config import BroadcastConfig, ConsensusConfig, StateConfig, TopologyConfig
@@ -39,7 +39,7 @@ GENESIS_MS = 1_700_000_000_000
 @dataclass
 class _Node:
     state: State
-    txpool: TxPool
+    mempool: Mempool
     gossip: BlockGossip
     broadcast: Broadcast
 
@@ -60,9 +60,9 @@ async def _start_node(
     state = State(config, path / "state", chain.genesis, inline=True)
     await nursery.start(state.run)
     members = lambda: state.committee().members  # noqa: E731
-    txpool = TxPool(state, config, node_id=nid, ordering_nodes=members, forwarder=LocalForwarder(submit))
-    submit[nid] = txpool.submit
-    await nursery.start(txpool.run)
+    mempool = Mempool(state, config, node_id=nid, ordering_nodes=members, forwarder=LocalForwarder(submit))
+    submit[nid] = mempool.submit
+    await nursery.start(mempool.run)
     SyncServer(netpool, state)
     known = GenesisNodes.from_genesis(chain.genesis)
     epoch = lambda: state.epoch() if state.running else 0  # noqa: E731
@@ -83,7 +83,7 @@ async def _start_node(
     await nursery.start(broadcast.run)
     consensus = Consensus(
         state,
-        txpool,
+        mempool,
         netpool,
         keys,
         clock,
@@ -104,7 +104,7 @@ async def _start_node(
     await nursery.start(consensus.run)
     await nursery.start(gossip.run)
     await nursery.start(follower.run)
-    return _Node(state, txpool, gossip, broadcast)
+    return _Node(state, mempool, gossip, broadcast)
 
 
 def _forged(chain: DevChain, node: _Node, seed: int) -> tuple[Block, CommitProof]:
@@ -131,7 +131,7 @@ async def _run(tmp_path: Path, seed: int) -> None:
             hashes = []
             for _ in range(count):
                 stx = chain.sign(chain.accounts[rng.randrange(6)], "transfer", to=b"\x33" * 32, amount=1)
-                rng.choice(targets).txpool.submit(stx.raw)
+                rng.choice(targets).mempool.submit(stx.raw)
                 hashes.append(stx.hash)
                 await trio.sleep(rng.uniform(0, 0.05))
             return hashes

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from lightning.chain import Follower, State, TxPool
+from lightning.chain import Follower, Mempool, State
 from lightning.chain.forward import decode_block_record
 from lightning.clock import TrioWallClock
 from lightning.config import ConsensusConfig, StateConfig
@@ -39,13 +39,13 @@ async def _run(tmp_path: Path, seed: int) -> None:
             state = State(config, tmp_path / f"n{i}", chain.genesis, inline=True)
             await nursery.start(state.run)
             members = lambda s=state: s.committee().members  # noqa: E731
-            txpool = TxPool(state, config, node_id=nid, ordering_nodes=members, forwarder=LocalForwarder(submit))
-            submit[nid] = txpool.submit
-            await nursery.start(txpool.run)
+            mempool = Mempool(state, config, node_id=nid, ordering_nodes=members, forwarder=LocalForwarder(submit))
+            submit[nid] = mempool.submit
+            await nursery.start(mempool.run)
             SyncServer(netpool, state)
             consensus = Consensus(
                 state,
-                txpool,
+                mempool,
                 netpool,
                 keys,
                 clock,
@@ -72,7 +72,7 @@ async def _run(tmp_path: Path, seed: int) -> None:
 
             nursery.start_soon(member)
             states.append(state)
-            pools.append(txpool)
+            pools.append(mempool)
 
         async def send(count: int, targets: list[int]) -> list[bytes]:
             hashes = []

@@ -17,8 +17,8 @@ import trio
 import trio.testing
 
 from lightning.amounts import UNIT
-from lightning.chain import EpochDriver, Follower, Sequencer, State, TxPool
-from lightning.chain.mempool import TxRejected
+from lightning.chain import EpochDriver, Follower, Mempool, Sequencer, State
+from lightning.chain.mempool_core import TxRejected
 from lightning.clock import TrioWallClock
 from lightning.config import StateConfig
 from lightning.state.records import TABLES
@@ -39,13 +39,13 @@ async def _simulate(tmp_path: Path, seed: int, clients: int, transfers: int, *, 
     config = StateConfig(block_time_s=0.3)
     clock = TrioWallClock(GENESIS_MS)
     states: dict[bytes, State] = {}
-    pools: dict[bytes, TxPool] = {}
+    pools: dict[bytes, Mempool] = {}
     submitters: dict[bytes, Callable[[bytes], object]] = {}
     components = []
     for i, keys in enumerate(chain.nodes):
         nid = keys.node.public.raw
         state = State(config, tmp_path / f"n{i}", chain.genesis, inline=True)
-        pool = TxPool(
+        pool = Mempool(
             state,
             config,
             node_id=nid,

@@ -54,9 +54,9 @@ async def test_cancelled_writer_leaves_nothing(tmp_path):
         async with trio.open_nursery() as inner:
             inner.start_soon(slow_put)
             await staged.wait()
-            assert bs.stats().staging_writers == 1
+            assert bs.statistics().staging_writers == 1
             inner.cancel_scope.cancel()
-        s = bs.stats()
+        s = bs.statistics()
         assert s.staging_writers == 0 and s.blocks == 0 and s.objects == 0
         nursery.cancel_scope.cancel()
 
@@ -67,7 +67,7 @@ async def test_gc_runs_after_publish(tmp_path):
         first = await bs.put(os.urandom(2 * BLOCK_SIZE))
         second = await bs.put(os.urandom(2 * BLOCK_SIZE))
         assert not bs.has(first) and bs.has(second)
-        assert bs.stats().evictions == 1
+        assert bs.statistics().evictions == 1
         nursery.cancel_scope.cancel()
 
 
@@ -88,7 +88,7 @@ async def test_untrusted_writer(tmp_path):
             async with b.writer(expected_root=root) as w:
                 await w.write(bytes(bad))
                 await w.close()
-        assert not b.has(root) and b.stats().blocks == 0
+        assert not b.has(root) and b.statistics().blocks == 0
         nursery.cancel_scope.cancel()
 
 

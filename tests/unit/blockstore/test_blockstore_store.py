@@ -52,7 +52,8 @@ def test_round_trip_and_root(store, size):
     assert store.read_all(root) == data
     info = store.get_info(root)
     assert info.length == size and not info.pinned
-    assert store.stats().objects == 1 and store.stats().bytes == size and store.stats().staging_writers == 0
+    stats = store.statistics()
+    assert stats.objects == 1 and stats.bytes == size and stats.staging_writers == 0
 
 
 def test_identical_blocks_are_stored_once(store):
@@ -60,13 +61,13 @@ def test_identical_blocks_are_stored_once(store):
     a = put(store, block * 3)
     b = put(store, os.urandom(10) + block)  # same bytes at another offset: different blocks
     c = put(store, block + block)
-    s = store.stats()
+    s = store.statistics()
     assert s.objects == 3
     assert s.blocks == 1 + 2  # `block`, and b's two unaligned blocks
     store.delete(a)
     assert store.read_all(c) == block * 2
     store.delete(c)
-    assert store.stats().blocks == 2 and store.read_all(b)[10:] == block
+    assert store.statistics().blocks == 2 and store.read_all(b)[10:] == block
 
 
 def test_storing_the_same_object_twice_keeps_one(store):
@@ -74,7 +75,7 @@ def test_storing_the_same_object_twice_keeps_one(store):
     r1 = put(store, data)
     r2 = put(store, data, pin=True)
     assert r1 == r2
-    s = store.stats()
+    s = store.statistics()
     assert s.objects == 1 and s.pinned == 1 and s.bytes == len(data) and s.blocks == 3
 
 
@@ -120,7 +121,7 @@ def test_untrusted_put_rejects_a_bad_block_and_stores_nothing(tmp_path, store):
     with pytest.raises(VerificationFailed, match="block 3"), ObjectWriter(store, expected_root=root) as w:
         w.write(bytes(stream))
         w.close()
-    s = store.stats()
+    s = store.statistics()
     assert not store.has(root) and s.objects == 0 and s.blocks == 0 and s.bytes == 0 and s.staging_writers == 0
 
 
@@ -132,16 +133,16 @@ def test_truncated_untrusted_stream(tmp_path, store):
     with pytest.raises(VerificationFailed, match=r"ended|truncat"), ObjectWriter(store, expected_root=root) as w:
         w.write(stream[:-10])
         w.close()
-    assert store.stats().blocks == 0
+    assert store.statistics().blocks == 0
 
 
 def test_a_writer_that_fails_leaves_nothing(store):
     keep = put(store, content(BLOCK_SIZE + 1, seed=3))
-    before = store.stats()
+    before = store.statistics()
     with pytest.raises(RuntimeError), ObjectWriter(store) as w:
         w.write(os.urandom(40 * BLOCK_SIZE))  # several staged batches
         raise RuntimeError("client went away")
-    assert store.stats() == before
+    assert store.statistics() == before
     assert store.read_all(keep) == content(BLOCK_SIZE + 1, seed=3)
 
 
@@ -176,7 +177,7 @@ def test_gc_evicts_least_recently_used_and_never_pinned(store):
     assert evicted == [b]
     evicted = store.collect(capacity_bytes=0)
     assert evicted == [c, a]
-    s = store.stats()
+    s = store.statistics()
     assert s.objects == 1 and store.has(pinned) and s.bytes == 2 * BLOCK_SIZE and s.evictions == 3
     store.pin(pinned, False)
     assert store.collect(capacity_bytes=0) == [pinned]
@@ -191,10 +192,10 @@ def test_gc_keeps_protected_roots(store):
 def test_full_map_fails_cleanly_and_keeps_the_store_consistent(tmp_path):
     with BlockStore(tmp_path / "small", map_size=8 * 1024 * 1024) as s:
         keep = put(s, content(BLOCK_SIZE * 2, seed=9))
-        before = s.stats()
+        before = s.statistics()
         with pytest.raises(BlockstoreFull, match="full"):
             put(s, os.urandom(40 * BLOCK_SIZE))
-        assert s.stats() == before
+        assert s.statistics() == before
         assert s.read_all(keep) == content(BLOCK_SIZE * 2, seed=9)
         # and it still accepts what fits
         small = put(s, b"fits")
@@ -208,17 +209,17 @@ def test_orphans_of_a_dead_writer_are_swept_on_open(tmp_path):
         wid = s.new_writer_id()
         block = os.urandom(BLOCK_SIZE)
         s.stage(wid, 0, [(hash_block(block), block)])
-        assert s.stats().staging_writers == 1 and s.stats().blocks == 2
+        assert s.statistics().staging_writers == 1 and s.statistics().blocks == 2
     # closing the store ends its unpublished writer (its lock is released, as when a process dies)
     with BlockStore(path, map_size=1 << 30) as s:
-        st = s.stats()
+        st = s.statistics()
         assert st.staging_writers == 0 and st.blocks == 1 and st.objects == 1
         assert s.read_all(keep) == content(BLOCK_SIZE, seed=4)
 
 
 def _open_and_count_writers(path: Path, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     with BlockStore(path, map_size=1 << 30) as other:
-        out.put(other.stats().staging_writers)
+        out.put(other.statistics().staging_writers)
 
 
 def test_a_live_writer_is_not_swept(tmp_path):
@@ -234,9 +235,9 @@ def test_a_live_writer_is_not_swept(tmp_path):
         proc.start()
         assert out.get(timeout=60) == 1
         proc.join(60)
-        assert s.stats().staging_writers == 1
+        assert s.statistics().staging_writers == 1
         s.abort(wid)
-        assert s.stats().staging_writers == 0 and s.stats().blocks == 0
+        assert s.statistics().staging_writers == 0 and s.statistics().blocks == 0
     assert _process_start(os.getpid()) is not None
 
 

@@ -180,7 +180,7 @@ def test_rejected_message_is_not_relayed_and_its_sender_is_penalised() -> None:
     mesh.pump(judge=False)
     assert digests(mesh, 2) == []
     assert [(p.peer, p.reason) for p in mesh.penalties] == [(mesh.ids[0], "rejected_by_subscriber")]
-    assert mesh.cores[mesh.ids[1]].stats.invalid == {"rejected_by_subscriber": 1}
+    assert mesh.cores[mesh.ids[1]].statistics().invalid == {"rejected_by_subscriber": 1}
 
 
 def test_unsubscribed_topics_are_relayed_after_the_envelope_checks() -> None:
@@ -210,7 +210,7 @@ def test_adverts_from_several_peers_fetch_once_and_count_duplicates() -> None:
     m = mesh.publish(0)
     mesh.pump()
     assert all(digests(mesh, i) == [m.digest] for i in (1, 2, 3))
-    assert sum(c.stats.duplicate_adverts for c in mesh.cores.values()) > 0
+    assert sum(c.statistics().duplicate_adverts for c in mesh.cores.values()) > 0
     assert mesh.payloads() == 3
 
 
@@ -227,7 +227,7 @@ def test_want_timeout_asks_the_next_advertiser() -> None:
     mesh.tick(BroadcastConfig().want_timeout_s)
     mesh.pump()
     assert digests(mesh, 2) == [m.digest] and mesh.payloads(a, c) == 1
-    assert mesh.cores[c].stats.want_timeouts == 1
+    assert mesh.cores[c].statistics().want_timeouts == 1
 
 
 def test_a_late_answer_after_a_timeout_is_a_harmless_duplicate() -> None:
@@ -241,7 +241,7 @@ def test_a_late_answer_after_a_timeout_is_a_harmless_duplicate() -> None:
     assert mesh.queue == [(c, a, {"t": "want", "d": [m.digest]})]
     mesh.inject(a, c, {"t": "msg", "m": m.to_wire(), "h": 1})
     mesh.inject(b, c, {"t": "msg", "m": m.to_wire(), "h": 1})  # b's late answer
-    assert len(mesh.delivered[c]) == 1 and mesh.cores[c].stats.duplicate_payloads == 1 and not mesh.penalties
+    assert len(mesh.delivered[c]) == 1 and mesh.cores[c].statistics().duplicate_payloads == 1 and not mesh.penalties
 
 
 def test_unsolicited_message_is_dropped_and_held_against_the_sender() -> None:
@@ -265,7 +265,7 @@ def test_unknown_wants_and_frames_are_ignored() -> None:
     mesh = Mesh(2)
     mesh.inject(mesh.ids[0], mesh.ids[1], {"t": "want", "d": [b"\x01" * 32]})
     mesh.inject(mesh.ids[0], mesh.ids[1], {"t": "future-frame", "x": 1})
-    assert mesh.queue == [] and mesh.dropped == [] and mesh.cores[mesh.ids[1]].stats.unknown_wants == 1
+    assert mesh.queue == [] and mesh.dropped == [] and mesh.cores[mesh.ids[1]].statistics().unknown_wants == 1
 
 
 # -- validation -----------------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_invalid_messages_are_dropped_counted_and_weighed(change: dict[str, Any]
         m = dataclasses.replace(m, signature=change["signature"])
     _fetch(mesh, m.to_wire())
     assert digests(mesh, 1) == []
-    assert mesh.cores[mesh.ids[1]].stats.invalid == {reason: 1}
+    assert mesh.cores[mesh.ids[1]].statistics().invalid == {reason: 1}
     assert [p.reason for p in mesh.penalties] == ([reason] if penalised else [])
 
 
@@ -317,7 +317,7 @@ def test_unknown_topic_and_malformed_frames() -> None:
         mesh.inject(a, b, frame)
     # 0.5 + 3 x 1.0: the third strike cut the peer off, so its last frame was not even read.
     assert mesh.reasons() == ["unknown_topic", "malformed", "malformed", "malformed"]
-    assert mesh.cores[b].is_cut_off(a, mesh.now) and mesh.cores[b].stats.ignored_cut_off == 1
+    assert mesh.cores[b].is_cut_off(a, mesh.now) and mesh.cores[b].statistics().ignored_cut_off == 1
 
 
 def test_bad_signature_asks_another_advertiser_for_a_good_copy() -> None:
@@ -346,7 +346,7 @@ def test_a_peer_sending_invalid_messages_is_cut_off() -> None:
     assert core.is_cut_off(a, mesh.now) and a not in core.active_peers(mesh.now)
     good = mesh.msg(0, payload=b"good")
     mesh.inject(a, b, {"t": "adv", "d": [good.digest]})
-    assert mesh.queue == [] and core.stats.ignored_cut_off == 1
+    assert mesh.queue == [] and core.statistics().ignored_cut_off == 1
     mesh.tick(61.0)  # the cut-off ends
     mesh.inject(a, b, {"t": "adv", "d": [good.digest]})
     assert mesh.queue == [(b, a, {"t": "want", "d": [good.digest]})]
@@ -358,7 +358,7 @@ def test_light_offences_decay_instead_of_adding_up() -> None:
         if i % 3 == 0:
             mesh.tick(600.0)
         _fetch(mesh, mesh.msg(0, payload=bytes([i]), epoch=mesh.epoch - 1).to_wire())
-    assert mesh.penalties == [] and mesh.cores[mesh.ids[1]].stats.invalid == {"past_epoch": 30}
+    assert mesh.penalties == [] and mesh.cores[mesh.ids[1]].statistics().invalid == {"past_epoch": 30}
 
 
 # -- dedup ----------------------------------------------------------------------------------------------------------
@@ -407,7 +407,7 @@ def test_the_want_queue_is_bounded() -> None:
     mesh.inject(b, c, {"t": "adv", "d": [bytes([i]) * 32 for i in range(20, 40)]})
     assert mesh.cores[c].holding()[0] == 4
     mesh.tick(61.0)  # the want TTL: nobody answered
-    assert mesh.cores[c].holding()[0] == 0 and mesh.cores[c].stats.wants_expired == 4
+    assert mesh.cores[c].holding()[0] == 0 and mesh.cores[c].statistics().wants_expired == 4
 
 
 def test_unsent_adverts_go_out_when_the_peer_is_heard_from() -> None:
@@ -442,7 +442,7 @@ def test_unjudged_messages_time_out_unrelayed() -> None:
     mesh.publish(0)
     mesh.pump(judge=None)
     mesh.tick(BroadcastConfig().validation_timeout_s)
-    assert mesh.cores[mesh.ids[1]].stats.validation_timeouts == 1
+    assert mesh.cores[mesh.ids[1]].statistics().validation_timeouts == 1
     assert not mesh.cores[mesh.ids[1]].propagate(mesh.delivered[mesh.ids[1]][0].digest, mesh.now)
 
 

@@ -134,7 +134,7 @@ def test_a_locked_member_refuses_another_block_until_shown_a_higher_qc() -> None
     # view 1: its leader proposes another block with only a TC: refused
     outs = member.on_message(1, _wire(Proposal(1, b, None, _tc(0), None).to_wire(0)), 1.0)
     assert member.view == 1 and not [o for o in outs if isinstance(o, Send) and o.msg["t"] == "vote"]
-    assert "locked on another block" in member.stats.last_reject
+    assert "locked on another block" in member.statistics().last_reject
     # view 2: that block again, with a QC of view 1 (above the lock): the lock moves and the member votes
     outs = member.on_message(2, _wire(Proposal(2, b, _qc(1, b.hash()), _tc(1), None).to_wire(0)), 2.0)
     votes = [o.msg for o in outs if isinstance(o, Send) and o.msg["t"] == "vote"]
@@ -190,7 +190,7 @@ def test_a_block_the_host_refuses_gets_no_vote() -> None:
     member = _core(1, check=lambda b: "timestamp too far ahead")
     member.start(0.0)
     assert member.on_message(0, proposal, 0.0) == []
-    assert member.stats.rejected == 1 and "timestamp" in member.stats.last_reject
+    assert member.statistics().rejected == 1 and "timestamp" in member.statistics().last_reject
 
 
 def test_file_safety_store_round_trip(tmp_path) -> None:

@@ -18,7 +18,7 @@ CASES = {
     "lightning.broadcast.core": (),
     "lightning.blockstore.verify": (),
     "lightning.ipfs": (),
-    "lightning.chain.mempool": ("lmdb",),
+    "lightning.chain.mempool_core": ("lmdb",),
     "lightning.state": ("lmdb",),  # the state machine stores through LMDB (state/store.py)
     "lightning.state.store": ("lmdb",),
     "lightning.state.executor": (),

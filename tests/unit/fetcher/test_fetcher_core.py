@@ -114,7 +114,7 @@ def test_retry_on_another_source_skips_bytes_already_served(tmp_path):
         assert await read_all(d.spool) == DATA
         await d.done.wait()
         assert d.source == "origin" and broken.calls == 1 and good.calls == 1
-        assert bs.stats().objects == 1 and bs.stats().staging_writers == 0
+        assert bs.statistics().objects == 1 and bs.statistics().staging_writers == 0
 
     run_sim(test, tmp_path, [broken, good])
 
@@ -137,7 +137,7 @@ def test_all_sources_failing_fails_the_spool(tmp_path):
         with pytest.raises(SpoolFailed, match="not found"):
             await read_all(d.spool)
         await d.done.wait()
-        assert bs.resolve_alias(P.alias) is None and bs.stats().objects == 0 and bs.stats().blocks == 0
+        assert bs.resolve_alias(P.alias) is None and bs.statistics().objects == 0 and bs.statistics().blocks == 0
 
     run_sim(test, tmp_path, [ScriptedOrigin("a", None), ScriptedOrigin("b", None)])
 

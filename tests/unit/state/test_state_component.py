@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from lightning.chain import Follower, State, TxPool, register_state_rpc
+from lightning.chain import Follower, Mempool, State, register_state_rpc
 from lightning.chain.admission import StateAdmission
 from lightning.chain.forward import BlockSourceError
 from lightning.clock import TrioWallClock
@@ -96,7 +96,7 @@ async def test_admission_follows_the_state(state: State) -> None:
 async def test_rpc_methods_through_the_dispatcher(state: State, nursery: trio.Nursery) -> None:
     config = StateConfig()
     leader = CHAIN.nodes[0].node.public.raw
-    pool = TxPool(state, config, node_id=leader, ordering_nodes=lambda: (leader,))
+    pool = Mempool(state, config, node_id=leader, ordering_nodes=lambda: (leader,))
     await nursery.start(pool.run)
     d = Dispatcher()
     register_state_rpc(d, state, pool)

@@ -18,7 +18,7 @@ from lightning.blockstore.verify import HEADER_SIZE
 from lightning.config import BlockstoreConfig, NetConfig
 from lightning.ids import NodeId
 from lightning.net import BadRequest, NotFound, ReplyWriter, TooManyRequests
-from lightning.net.blocks import BlockFetcher, BlockServer, FetchFailed
+from lightning.net.content import ContentClient, ContentServer, FetchFailed
 from lightning.net.sim import Link, SimNetwork, SimPool
 from lightning.net.wire import Scope
 
@@ -34,8 +34,8 @@ class Peer:
     def __init__(self, pool: SimPool, store: Blockstore, concurrency: int = 50) -> None:
         self.pool = pool
         self.store = store
-        self.server = BlockServer(pool, store, concurrency=concurrency)
-        self.fetcher = BlockFetcher(pool, store, timeout_s=10.0)
+        self.server = ContentServer(pool, store, concurrency=concurrency)
+        self.fetcher = ContentClient(pool, store, timeout_s=10.0)
 
 
 @asynccontextmanager
@@ -97,7 +97,7 @@ async def test_corrupting_peer_is_penalised_and_skipped(
         with pytest.raises(FetchFailed, match="block 0 or its proof does not match"):
             await client.fetcher.fetch(root, [evil.pool.node_id])
         assert not client.store.has(root)
-        assert client.store.stats().staging_writers == 0 and client.store.stats().blocks == 0
+        assert client.store.statistics().staging_writers == 0 and client.store.statistics().blocks == 0
         result = await client.fetcher.fetch(root, [evil.pool.node_id, good.pool.node_id])
         assert result.peer == good.pool.node_id
         assert b"".join([c async for c in client.store.read_range(root)]) == data
@@ -125,7 +125,7 @@ async def test_not_found_and_unknown_peers(autojump_clock: trio.testing.MockCloc
 async def test_server_concurrency_limit(autojump_clock: trio.testing.MockClock, seed: int, tmp_path: Path) -> None:
     data = random.Random(seed).randbytes(8 * BLOCK_SIZE)
     async with cluster(tmp_path, seed, 2, stream_window_bytes=BLOCK_SIZE) as (_net, (a, b)):
-        a.server = BlockServer(a.pool, a.store, concurrency=1)
+        a.server = ContentServer(a.pool, a.store, concurrency=1)
         root = await a.store.put(data)
         async with b.pool.open_stream(a.pool.node_id, Scope.BLOCKS, {"root": root}) as first:
             await first.receive()  # the first transfer is under way and stalls on credit

@@ -5,8 +5,8 @@ Request (a ``STREAM`` of the blocks scope): ``{"root": 32 bytes}`` for a whole o
 "start": first block, "end": block after the last}``, then the proof stream of those blocks
 (docs/blockstore-format.md): every block with the proof hashes that verify it against the root.
 
-:class:`BlockServer` answers from the local blockstore (reads inline; every block is verified as it is read), at
-most ``concurrency`` transfers at once (beyond: TooManyRequests). :class:`BlockFetcher` stores a whole object
+:class:`ContentServer` answers from the local blockstore (reads inline; every block is verified as it is read), at
+most ``concurrency`` transfers at once (beyond: TooManyRequests). :class:`ContentClient` stores a whole object
 through the blockstore's untrusted writer, which verifies each block before staging it and publishes only a
 complete, verified object; a peer whose stream fails verification is penalised and the next peer is tried.
 """
@@ -44,7 +44,7 @@ from lightning.net.pool import Pool
 from lightning.net.replies import ReplyWriter
 from lightning.net.wire import Scope
 
-__all__ = ["BlockFetcher", "BlockServer", "FetchFailed", "FetchResult"]
+__all__ = ["ContentClient", "ContentServer", "FetchFailed", "FetchResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def parse_block_request(msg: Any) -> tuple[bytes, tuple[int, int] | None]:
     return root, (rng[0], rng[1])
 
 
-class BlockServer:
+class ContentServer:
     """Serves stored objects (or byte ranges of them) to peers."""
 
     def __init__(self, pool: Pool, blockstore: Blockstore, *, concurrency: int = 50) -> None:
@@ -128,7 +128,7 @@ def _check_header(header: Any, want: tuple[int, int] | None) -> tuple[int, int, 
     return total, start, end
 
 
-class BlockFetcher:
+class ContentClient:
     """Fetches objects from peers into the local blockstore, verified block by block."""
 
     def __init__(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lightning.chain.mempool import Mempool, MempoolLimits, TxRejected
+from lightning.chain.mempool_core import MempoolCore, MempoolLimits, TxRejected
 from lightning.crypto import Domain, SigningKey
 from lightning.state.records import Account
 from lightning.state.tx import SignedTransaction, decode_transaction, sign_transaction
@@ -28,11 +28,11 @@ def tx(key: SigningKey = A, nonce: int = 1, amount: int = 1, chain_id: int | Non
     )
 
 
-def pool(**limits: Any) -> Mempool:
-    return Mempool(CHAIN.genesis.chain_id, MempoolLimits(**limits))
+def pool(**limits: Any) -> MempoolCore:
+    return MempoolCore(CHAIN.genesis.chain_id, MempoolLimits(**limits))
 
 
-def rejected(m: Mempool, stx: SignedTransaction, account: Account = RICH) -> str:
+def rejected(m: MempoolCore, stx: SignedTransaction, account: Account = RICH) -> str:
     with pytest.raises(TxRejected) as info:
         m.add(stx, account, 0.0)
     return info.value.code
