@@ -1,33 +1,70 @@
-"""Package faces that import their modules on first use (PEP 562), so importing one sans-IO module of a package
-does not load the package's trio, QUIC or LMDB parts.
+"""Package faces that re-export their modules' ``__all__`` and import a module only when one of its names is used
+(PEP 562), so that importing one sans-IO module of a package never loads the package's trio, QUIC or LMDB parts, and
+no package repeats its modules' export lists.
 
-Usage in a package ``__init__.py`` (the ``TYPE_CHECKING`` imports give type checkers the same names)::
+Usage in a package ``__init__.py``::
 
-    __getattr__, __dir__ = lazy_exports(__name__, {"Pool": "pool", "QuicPool": "quic"})
+    if TYPE_CHECKING:  # type checkers read the same names through star imports of the modules' __all__
+        from lightning.net.errors import *  # noqa: F403
+        from lightning.net.pool import *  # noqa: F403
+
+    if not TYPE_CHECKING:
+        __getattr__, __dir__ = lazy_exports(__name__, ("errors", "pool"))
+
+Which module defines a name is read from the modules' literal ``__all__`` lists (parsed, not imported), once, on the
+first lookup; ``__all__`` of the package is their concatenation. A module listed here must define ``__all__`` as a
+literal list and no two of them may export the same name (both checked, raising ImportError naming the module).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-from collections.abc import Callable, Mapping
+import importlib.util
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``exports`` maps a public name to the submodule (relative to ``package``) that defines it."""
+def _exports_of(module: str) -> list[str]:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"{module}: not found")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), spec.origin)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, list | tuple) and all(isinstance(n, str) for n in value):
+                return list(value)
+    raise ImportError(f"{module}: a package face re-exports it, so it needs a literal __all__ list")
+
+
+def lazy_exports(package: str, modules: Sequence[str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``modules``: submodule names relative to ``package``. Returns the package's ``__getattr__`` and ``__dir__``."""
+    where: dict[str, str] = {}
+
+    def table() -> dict[str, str]:
+        if not where:
+            for module in modules:
+                for name in _exports_of(f"{package}.{module}"):
+                    if name in where:
+                        raise ImportError(f"{package}: {name!r} is exported by both {where[name]} and {module}")
+                    where[name] = module
+        return where
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
+        if name == "__all__":
+            return list(table())
+        module = table().get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(f"{package}.{module}"), name)
-        globals_ = importlib.import_module(package).__dict__
-        globals_[name] = value  # later lookups skip this function
+        importlib.import_module(package).__dict__[name] = value  # later lookups skip this function
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*importlib.import_module(package).__dict__, *exports})
+        return sorted({*importlib.import_module(package).__dict__, *table()})
 
     return __getattr__, __dir__

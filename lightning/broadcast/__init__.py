@@ -11,48 +11,21 @@ from typing import TYPE_CHECKING
 from lightning._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from lightning.broadcast.component import Broadcast, BroadcastStatistics, Subscription
-    from lightning.broadcast.core import BroadcastCore, Received
-    from lightning.broadcast.message import BroadcastError, InvalidMessage, Message, Topic, sign_message
-    from lightning.broadcast.rpc import DebugLog, register_broadcast_rpc
-    from lightning.broadcast.seen import SeenCache
-    from lightning.broadcast.seen_store import SeenStore, SeenStoreError
-
-__all__ = [
-    "Broadcast",
-    "BroadcastCore",
-    "BroadcastError",
-    "BroadcastStatistics",
-    "DebugLog",
-    "InvalidMessage",
-    "Message",
-    "Received",
-    "SeenCache",
-    "SeenStore",
-    "SeenStoreError",
-    "Subscription",
-    "Topic",
-    "register_broadcast_rpc",
-    "sign_message",
-]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "Broadcast": "component",
-        "BroadcastStatistics": "component",
-        "Subscription": "component",
-        "BroadcastCore": "core",
-        "Received": "core",
-        "BroadcastError": "message",
-        "InvalidMessage": "message",
-        "Message": "message",
-        "Topic": "message",
-        "sign_message": "message",
-        "DebugLog": "rpc",
-        "register_broadcast_rpc": "rpc",
-        "SeenCache": "seen",
-        "SeenStore": "seen_store",
-        "SeenStoreError": "seen_store",
-    },
-)
+    from lightning.broadcast.component import *  # noqa: F403
+    from lightning.broadcast.core import *  # noqa: F403
+    from lightning.broadcast.message import *  # noqa: F403
+    from lightning.broadcast.rpc import *  # noqa: F403
+    from lightning.broadcast.seen import *  # noqa: F403
+    from lightning.broadcast.seen_store import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "component",
+            "core",
+            "message",
+            "rpc",
+            "seen",
+            "seen_store",
+        ),
+    )

@@ -10,70 +10,31 @@ from typing import TYPE_CHECKING
 from lightning._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from lightning.chain.admission import StateAdmission
-    from lightning.chain.component import State
-    from lightning.chain.follower import Follower
-    from lightning.chain.forward import (
-        BlockSource,
-        BlockSourceError,
-        ForwardError,
-        RpcBlockSource,
-        RpcForwarder,
-        TxForwarder,
+    from lightning.chain.admission import *  # noqa: F403
+    from lightning.chain.component import *  # noqa: F403
+    from lightning.chain.follower import *  # noqa: F403
+    from lightning.chain.forward import *  # noqa: F403
+    from lightning.chain.hooks import *  # noqa: F403
+    from lightning.chain.mempool import *  # noqa: F403
+    from lightning.chain.mempool_core import *  # noqa: F403
+    from lightning.chain.orderer import *  # noqa: F403
+    from lightning.chain.participant import *  # noqa: F403
+    from lightning.chain.rpc import *  # noqa: F403
+    from lightning.chain.sequencer import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "admission",
+            "component",
+            "follower",
+            "forward",
+            "hooks",
+            "mempool",
+            "mempool_core",
+            "orderer",
+            "participant",
+            "rpc",
+            "sequencer",
+        ),
     )
-    from lightning.chain.hooks import EpochChange, EpochHooks, RegistryNodes
-    from lightning.chain.mempool import Mempool
-    from lightning.chain.mempool_core import MempoolCore, MempoolLimits, TxRejected
-    from lightning.chain.orderer import Orderer
-    from lightning.chain.participant import EpochDriver
-    from lightning.chain.rpc import register_state_rpc
-    from lightning.chain.sequencer import Sequencer
-
-__all__ = [
-    "BlockSource",
-    "BlockSourceError",
-    "EpochChange",
-    "EpochDriver",
-    "EpochHooks",
-    "Follower",
-    "ForwardError",
-    "Mempool",
-    "MempoolCore",
-    "MempoolLimits",
-    "Orderer",
-    "RegistryNodes",
-    "RpcBlockSource",
-    "RpcForwarder",
-    "Sequencer",
-    "State",
-    "StateAdmission",
-    "TxForwarder",
-    "TxRejected",
-    "register_state_rpc",
-]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "StateAdmission": "admission",
-        "State": "component",
-        "Follower": "follower",
-        "BlockSource": "forward",
-        "BlockSourceError": "forward",
-        "ForwardError": "forward",
-        "RpcBlockSource": "forward",
-        "RpcForwarder": "forward",
-        "TxForwarder": "forward",
-        "EpochChange": "hooks",
-        "EpochHooks": "hooks",
-        "RegistryNodes": "hooks",
-        "MempoolCore": "mempool",
-        "MempoolLimits": "mempool",
-        "TxRejected": "mempool",
-        "Orderer": "orderer",
-        "EpochDriver": "participant",
-        "register_state_rpc": "rpc",
-        "Sequencer": "sequencer",
-        "Mempool": "mempool",
-    },
-)

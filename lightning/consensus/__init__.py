@@ -2,24 +2,20 @@
 certificates (``messages.py``), persisted safety state (``safety.py``), a deterministic simulator (``sim.py``) and
 the trio adapter over the pool's consensus scope (``service.py``). See docs/consensus.md."""
 
-from lightning.consensus.core import Commit, Core, CoreConfig, Member, Persist, ProposeReady, Send, SyncNeeded
-from lightning.consensus.messages import QC, TC, ConsensusError, MessageInvalid
-from lightning.consensus.safety import FileSafetyStore, MemorySafetyStore, SafetyState
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "QC",
-    "TC",
-    "Commit",
-    "ConsensusError",
-    "Core",
-    "CoreConfig",
-    "FileSafetyStore",
-    "Member",
-    "MemorySafetyStore",
-    "MessageInvalid",
-    "Persist",
-    "ProposeReady",
-    "SafetyState",
-    "Send",
-    "SyncNeeded",
-]
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.consensus.core import *  # noqa: F403
+    from lightning.consensus.messages import *  # noqa: F403
+    from lightning.consensus.safety import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "core",
+            "messages",
+            "safety",
+        ),
+    )

@@ -4,26 +4,14 @@
 ``serve_connection`` serves one already-open stream (tests use in-memory streams).
 """
 
-from lightning.http.server import (
-    Handler,
-    HttpBindError,
-    HttpError,
-    HttpLimits,
-    HttpMetrics,
-    Request,
-    Response,
-    serve_connection,
-    serve_http,
-)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Handler",
-    "HttpBindError",
-    "HttpError",
-    "HttpLimits",
-    "HttpMetrics",
-    "Request",
-    "Response",
-    "serve_connection",
-    "serve_http",
-]
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.http.server import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        ("server",),
+    )

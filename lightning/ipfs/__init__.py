@@ -6,108 +6,26 @@ path, list a directory); ``fetch`` drives them from a block getter or a CAR stre
 docs/ipfs.md describes the formats, the limits and what is unsupported.
 """
 
-from lightning.ipfs.car import CarDecoder, CarHeader, encode_car, encode_car_header, encode_car_section
-from lightning.ipfs.cid import (
-    BLAKE3,
-    DAG_PB,
-    IDENTITY,
-    RAW,
-    SHA2_256,
-    Block,
-    Cid,
-    check_supported,
-    inline_block,
-    parse_cid,
-    verify_block,
-)
-from lightning.ipfs.dagpb import DataType, PbLink, PbNode, UnixFsData, decode_pbnode, decode_unixfs
-from lightning.ipfs.errors import (
-    BadContent,
-    BlockMismatch,
-    CarError,
-    CarRootMismatch,
-    CarTruncated,
-    DagPbError,
-    InvalidCid,
-    InvalidPath,
-    IpfsError,
-    LimitExceeded,
-    MissingBlock,
-    NotADirectory,
-    NotAFile,
-    PathNotFound,
-    UnixFsError,
-    Unsupported,
-)
-from lightning.ipfs.fetch import (
-    CarBlockBuffer,
-    CarBlockSource,
-    FileStream,
-    GetBlock,
-    SyncGetBlock,
-    list_directory,
-    list_directory_sync,
-    open_file,
-    read_file_sync,
-    resolve_path,
-    resolve_path_sync,
-)
-from lightning.ipfs.unixfs import DirectoryLister, DirEntry, FileReader, PathResolver, Resolved, parse_path
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "BLAKE3",
-    "DAG_PB",
-    "IDENTITY",
-    "RAW",
-    "SHA2_256",
-    "BadContent",
-    "Block",
-    "BlockMismatch",
-    "CarBlockBuffer",
-    "CarBlockSource",
-    "CarDecoder",
-    "CarError",
-    "CarHeader",
-    "CarRootMismatch",
-    "CarTruncated",
-    "Cid",
-    "DagPbError",
-    "DataType",
-    "DirEntry",
-    "DirectoryLister",
-    "FileReader",
-    "FileStream",
-    "GetBlock",
-    "InvalidCid",
-    "InvalidPath",
-    "IpfsError",
-    "LimitExceeded",
-    "MissingBlock",
-    "NotADirectory",
-    "NotAFile",
-    "PathNotFound",
-    "PathResolver",
-    "PbLink",
-    "PbNode",
-    "Resolved",
-    "SyncGetBlock",
-    "UnixFsData",
-    "UnixFsError",
-    "Unsupported",
-    "check_supported",
-    "decode_pbnode",
-    "decode_unixfs",
-    "encode_car",
-    "encode_car_header",
-    "encode_car_section",
-    "inline_block",
-    "list_directory",
-    "list_directory_sync",
-    "open_file",
-    "parse_cid",
-    "parse_path",
-    "read_file_sync",
-    "resolve_path",
-    "resolve_path_sync",
-    "verify_block",
-]
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.ipfs.car import *  # noqa: F403
+    from lightning.ipfs.cid import *  # noqa: F403
+    from lightning.ipfs.dagpb import *  # noqa: F403
+    from lightning.ipfs.errors import *  # noqa: F403
+    from lightning.ipfs.fetch import *  # noqa: F403
+    from lightning.ipfs.unixfs import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "car",
+            "cid",
+            "dagpb",
+            "errors",
+            "fetch",
+            "unixfs",
+        ),
+    )

@@ -11,85 +11,23 @@ from typing import TYPE_CHECKING
 from lightning._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from lightning.net.admission import AddressBook, Admission, OpenAdmission, StaticAdmission, parse_peer_address
-    from lightning.net.errors import (
-        BadRequest,
-        ConnectionLost,
-        HandshakeFailed,
-        InternalError,
-        NetError,
-        NotFound,
-        PeerProtocolError,
-        PeerUnavailable,
-        Rejected,
-        RequestTimeout,
-        StreamReset,
-        TooManyRequests,
-        Unauthorized,
-        WrongPeerKey,
+    from lightning.net.admission import *  # noqa: F403
+    from lightning.net.errors import *  # noqa: F403
+    from lightning.net.known import *  # noqa: F403
+    from lightning.net.pool import *  # noqa: F403
+    from lightning.net.quic import *  # noqa: F403
+    from lightning.net.replies import *  # noqa: F403
+    from lightning.net.wire import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "admission",
+            "errors",
+            "known",
+            "pool",
+            "quic",
+            "replies",
+            "wire",
+        ),
     )
-    from lightning.net.pool import PeerPool, Pool, PoolStatistics
-    from lightning.net.quic import QuicPool
-    from lightning.net.replies import ReplyStream, ReplyWriter
-    from lightning.net.wire import Scope
-
-__all__ = [
-    "AddressBook",
-    "Admission",
-    "BadRequest",
-    "ConnectionLost",
-    "HandshakeFailed",
-    "InternalError",
-    "NetError",
-    "NotFound",
-    "OpenAdmission",
-    "PeerPool",
-    "PeerProtocolError",
-    "PeerUnavailable",
-    "Pool",
-    "PoolStatistics",
-    "QuicPool",
-    "Rejected",
-    "ReplyStream",
-    "ReplyWriter",
-    "RequestTimeout",
-    "Scope",
-    "StaticAdmission",
-    "StreamReset",
-    "TooManyRequests",
-    "Unauthorized",
-    "WrongPeerKey",
-    "parse_peer_address",
-]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "AddressBook": "admission",
-        "Admission": "admission",
-        "OpenAdmission": "admission",
-        "StaticAdmission": "admission",
-        "parse_peer_address": "admission",
-        "BadRequest": "errors",
-        "ConnectionLost": "errors",
-        "HandshakeFailed": "errors",
-        "InternalError": "errors",
-        "NetError": "errors",
-        "NotFound": "errors",
-        "PeerProtocolError": "errors",
-        "PeerUnavailable": "errors",
-        "Rejected": "errors",
-        "RequestTimeout": "errors",
-        "StreamReset": "errors",
-        "TooManyRequests": "errors",
-        "Unauthorized": "errors",
-        "WrongPeerKey": "errors",
-        "PeerPool": "pool",
-        "Pool": "pool",
-        "PoolStatistics": "pool",
-        "QuicPool": "quic",
-        "ReplyStream": "replies",
-        "ReplyWriter": "replies",
-        "Scope": "wire",
-    },
-)

@@ -1,6 +1,17 @@
 """JSON-RPC, metrics and health endpoint."""
 
-from lightning.rpc.endpoint import RPC_PATH, RpcEndpoint
-from lightning.rpc.jsonrpc import Dispatcher, RpcError, is_loopback
+from typing import TYPE_CHECKING
 
-__all__ = ["RPC_PATH", "Dispatcher", "RpcEndpoint", "RpcError", "is_loopback"]
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.rpc.endpoint import *  # noqa: F403
+    from lightning.rpc.jsonrpc import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "endpoint",
+            "jsonrpc",
+        ),
+    )

@@ -1,15 +1,19 @@
 """Client-facing services on the client endpoint: 0 = content retrieval, 1 = video streaming."""
 
-from lightning.services.content import ContentService, parse_target
-from lightning.services.serve import ObjectServer, ServiceMetrics, Target
-from lightning.services.video import VideoService, parse_playlist
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "ContentService",
-    "ObjectServer",
-    "ServiceMetrics",
-    "Target",
-    "VideoService",
-    "parse_playlist",
-    "parse_target",
-]
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.services.content import *  # noqa: F403
+    from lightning.services.serve import *  # noqa: F403
+    from lightning.services.video import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "content",
+            "serve",
+            "video",
+        ),
+    )

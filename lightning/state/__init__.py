@@ -6,36 +6,19 @@ threads or clocks of its own (``lightning.chain`` runs it inside a node). See do
 from typing import TYPE_CHECKING
 
 from lightning._lazy import lazy_exports
-from lightning.state.block import Block, BlockMalformed, ChainHead, CommitProof, quorum
-from lightning.state.executor import InvalidBlock, Receipt
-from lightning.state.tx import SignedTransaction, Transaction, TxMalformed, decode_transaction, sign_transaction
 
 if TYPE_CHECKING:
-    from lightning.state.store import BlockOutcome, StateError, StateStore
-
-__all__ = [
-    "Block",
-    "BlockMalformed",
-    "BlockOutcome",
-    "ChainHead",
-    "CommitProof",
-    "InvalidBlock",
-    "Receipt",
-    "SignedTransaction",
-    "StateError",
-    "StateStore",
-    "Transaction",
-    "TxMalformed",
-    "decode_transaction",
-    "quorum",
-    "sign_transaction",
-]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "BlockOutcome": "store",
-        "StateError": "store",
-        "StateStore": "store",
-    },
-)
+    from lightning.state.block import *  # noqa: F403
+    from lightning.state.executor import *  # noqa: F403
+    from lightning.state.store import *  # noqa: F403
+    from lightning.state.tx import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "block",
+            "executor",
+            "store",
+            "tx",
+        ),
+    )

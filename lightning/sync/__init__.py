@@ -3,7 +3,18 @@
 the sync scope (``lightning.chain.Follower`` with a :class:`PoolBlockSource`) for gaps and late starts; committee
 members that lag fetch from it too."""
 
-from lightning.sync.blocks import MAX_BLOCKS, PoolBlockSource, SyncServer
-from lightning.sync.gossip import BlockGossip, GossipStatistics, encode_block_message
+from typing import TYPE_CHECKING
 
-__all__ = ["MAX_BLOCKS", "BlockGossip", "GossipStatistics", "PoolBlockSource", "SyncServer", "encode_block_message"]
+from lightning._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lightning.sync.blocks import *  # noqa: F403
+    from lightning.sync.gossip import *  # noqa: F403
+else:  # at run time a name's module loads on first use
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        (
+            "blocks",
+            "gossip",
+        ),
+    )
