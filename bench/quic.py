@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import trio
 from aioquic.asyncio import connect, serve
 
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net import OpenAdmission, QuicPool, ReplyWriter, Scope
+from lightning.net.config import NetConfig
 from lightning.net.endpoint import quic_configuration
 from lightning.net.identity import TlsIdentity
 

@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lightning.config import OriginIpfsConfig, dump_toml, load_config
+from lightning.config import dump_toml, load_config
+from lightning.fetcher.config import OriginIpfsConfig
 
 LIGHTNING = [sys.executable, "-m", "lightning"]
 UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}

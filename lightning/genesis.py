@@ -14,7 +14,8 @@ from typing import Any
 
 from lightning.amounts import AmountError, format_flk, parse_flk
 from lightning.codec import encode
-from lightning.config import ConfigError, _check_host, _check_port, parse_section, read_toml
+from lightning.config import ConfigError, parse_section, read_toml
+from lightning.config_fields import check_host, check_port
 from lightning.crypto import PublicKey, parse_public_key
 from lightning.errors import LightningError
 
@@ -92,10 +93,10 @@ class GenesisNode:
                 parse_public_key(getattr(self, name))
             except LightningError as exc:
                 raise ValueError(f"{name}: {exc}") from None
-        if _check_host(self.host) and not _HOSTNAME.fullmatch(self.host):
+        if check_host(self.host) and not _HOSTNAME.fullmatch(self.host):
             raise ValueError(f"host: must be an IP address or a host name, got {self.host!r}")
         for name in ("quic_port", "http_port", "pinger_port", "rpc_port"):
-            problem = _check_port(getattr(self, name))
+            problem = check_port(getattr(self, name))
             if problem:
                 raise ValueError(f"{name}: {problem}")
 

@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lightning.blockstore.config import BlockstoreConfig
 from lightning.blockstore.store import BlockStore, ObjectInfo, StoreStatistics
 from lightning.blockstore.verify import BLOCK_SIZE, BytesLike
 from lightning.blockstore.writer import UntrustedCore, WriterCore
-from lightning.config import BlockstoreConfig
 from lightning.writer import Job, WriterThread
 
 __all__ = ["AsyncObjectWriter", "Blockstore"]

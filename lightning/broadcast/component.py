@@ -20,6 +20,7 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
+from lightning.broadcast.config import BroadcastConfig
 from lightning.broadcast.core import (
     MAX_BATCH,
     BroadcastCore,
@@ -37,7 +38,6 @@ from lightning.broadcast.message import BroadcastError, Topic, sign_message
 from lightning.broadcast.metrics import BroadcastMetrics
 from lightning.broadcast.seen_store import SeenStore
 from lightning.clock import WallClock
-from lightning.config import BroadcastConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.logs import peer_log

@@ -52,9 +52,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightning.broadcast.config import BroadcastConfig
 from lightning.broadcast.message import DIGEST_BYTES, InvalidMessage, Message, Topic, message_from_wire
 from lightning.broadcast.seen import SeenCache
-from lightning.config import BroadcastConfig
 from lightning.ids import NodeId
 from lightning.net.known import KnownNodes
 

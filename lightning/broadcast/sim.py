@@ -22,12 +22,13 @@ from pathlib import Path
 import trio
 
 from lightning.broadcast.component import Broadcast, Subscription
+from lightning.broadcast.config import BroadcastConfig
 from lightning.broadcast.core import Received
 from lightning.broadcast.message import Topic
 from lightning.clock import TrioWallClock
-from lightning.config import BroadcastConfig, NetConfig, TopologyConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
+from lightning.net.config import NetConfig, TopologyConfig
 from lightning.net.sim import Link, SimNetwork, SimPool
 from lightning.net.topology import GenesisNodes, Topology
 

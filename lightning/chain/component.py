@@ -21,8 +21,8 @@ from pathlib import Path
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from lightning.chain.config import StateConfig
 from lightning.chain.hooks import EpochChange, EpochHooks
-from lightning.config import StateConfig
 from lightning.genesis import Genesis
 from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof

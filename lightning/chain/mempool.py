@@ -17,9 +17,9 @@ import trio
 from prometheus_client import CollectorRegistry, Gauge
 
 from lightning.chain.component import State
+from lightning.chain.config import StateConfig
 from lightning.chain.forward import ForwardError, TxForwarder
 from lightning.chain.mempool_core import MempoolCore, MempoolLimits, MempoolStatistics, TxRejected
-from lightning.config import StateConfig
 from lightning.ids import NodeId
 from lightning.state.store import BlockOutcome
 from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction

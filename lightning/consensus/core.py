@@ -74,8 +74,10 @@ class Member:
 
 @dataclass(frozen=True)
 class CoreConfig:
-    timeout_s: float = 2.0  # a view's timer; doubles with each consecutive timeout
-    timeout_max_s: float = 30.0
+    """The node's ``[consensus]`` fields of the same names (``lightning.consensus.service.core_config``)."""
+
+    view_timeout_s: float = 2.0  # a view's timer; doubles with each consecutive timeout
+    view_timeout_max_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,8 @@ class Core:
         return view % self.n
 
     def deadline(self) -> float:
-        backoff: float = self.config.timeout_s * 2.0 ** min(self._in_row, 16)
-        return self._view_started + min(self.config.timeout_max_s, backoff)
+        backoff: float = self.config.view_timeout_s * 2.0 ** min(self._in_row, 16)
+        return self._view_started + min(self.config.view_timeout_max_s, backoff)
 
     def start(self, now: float) -> list[Output]:
         self._now = now
@@ -375,7 +377,7 @@ class Core:
         if peer == self.me or self._executing:
             return
         # one request per height at a time; again after a timer period (a reply may be lost, or the peer lagged too)
-        if self._sync_asked != self.head.height or self._now - self._sync_at >= self.config.timeout_s:
+        if self._sync_asked != self.head.height or self._now - self._sync_at >= self.config.view_timeout_s:
             self._sync_asked, self._sync_at = self.head.height, self._now
             self._counters.syncs += 1
             self._out.append(SyncNeeded(peer, self.head.height + 1))

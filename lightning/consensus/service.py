@@ -11,6 +11,7 @@ of the committee, the core stops and the follower takes over; when it joins one,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lightning.chain import BlockSourceError, Mempool, State
 from lightning.clock import WallClock
-from lightning.config import ConsensusConfig
+from lightning.consensus.config import ConsensusConfig
 from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
 from lightning.consensus.messages import MessageInvalid
 from lightning.consensus.safety import SafetyStore
@@ -31,12 +32,17 @@ from lightning.state.block import Block, BlockMalformed, check_timestamp
 from lightning.state.executor import InvalidBlock, check_header
 from lightning.sync.blocks import PoolBlockSource
 
-__all__ = ["Consensus"]
+__all__ = ["Consensus", "core_config"]
 
 logger = logging.getLogger(__name__)
 
 INBOX = 4096
 OUTBOX = 1024
+
+
+def core_config(config: ConsensusConfig) -> CoreConfig:
+    """The core's part of ``[consensus]``, field by field: every :class:`CoreConfig` field by its own name."""
+    return CoreConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(CoreConfig)})
 
 
 class _Metrics:
@@ -123,7 +129,7 @@ class Consensus:
             saved=saved,
             check_block=self._check_block,
             now=trio.current_time(),
-            config=CoreConfig(self.config.view_timeout_s, self.config.view_timeout_max_s),
+            config=core_config(self.config),
         )
         self.core, self._epoch = core, epoch
         self._members = {nid: i for i, nid in enumerate(member_ids)}

@@ -143,7 +143,7 @@ class _Sim:
             saved=self.stores[i].load(),
             check_block=lambda b: None if len(b.txs) <= 64 else "too many transactions",
             now=self.now,
-            config=CoreConfig(timeout_s=self.cfg.timeout_s, timeout_max_s=self.cfg.timeout_max_s),
+            config=CoreConfig(view_timeout_s=self.cfg.timeout_s, view_timeout_max_s=self.cfg.timeout_max_s),
         )
         self.cores[i] = core
         self.incarnation[i] += 1

@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightning.config import Config, HttpConfig, NodeConfig, RpcConfig, dump_toml
+from lightning.config import Config, NodeConfig, dump_toml
 from lightning.crypto import SigningKey
 from lightning.errors import LightningError
 from lightning.genesis import GenesisAccount, GenesisNode, GenesisParams, render_genesis
 from lightning.home import Home, Keys, atomic_write
+from lightning.http.config import HttpConfig
+from lightning.rpc.config import RpcConfig
 
 __all__ = ["ClusterLayout", "DevnetError", "NodeLayout", "make_cluster"]
 

@@ -25,8 +25,8 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lightning.blockstore.component import AsyncObjectWriter, Blockstore
-from lightning.config import FetcherConfig
 from lightning.errors import LightningError
+from lightning.fetcher.config import FetcherConfig
 from lightning.fetcher.spool import Spool
 
 __all__ = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import trio
 
-from lightning.config import OriginUrlConfig
+from lightning.fetcher.config import OriginUrlConfig
 from lightning.fetcher.fetcher import FetchError, NotFound, OriginFailed, Pointer, Sink
 from lightning.fetcher.http_client import http_get
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import trio
 
-from lightning.config import HttpConfig
-from lightning.http.server import HttpLimits, HttpMetrics, Request, Response, serve_http
+from lightning.http.config import HttpConfig
+from lightning.http.server import HttpMetrics, Request, Response, serve_http
 
 __all__ = ["ClientEndpoint"]
 
@@ -36,25 +36,17 @@ class ClientEndpoint:
         self.address: tuple[str, int] | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
-        limits = HttpLimits(
-            max_body_bytes=self._config.max_body_bytes,
-            header_timeout_s=self._config.header_timeout_s,
-            idle_timeout_s=self._config.idle_timeout_s,
-            max_connections=self._config.max_connections,
-        )
         async with trio.open_nursery() as nursery:
-            self.address = await nursery.start(self._serve, limits)
+            self.address = await nursery.start(self._serve)
             logger.info("client endpoint listening on http://%s:%d", *self.address)
             task_status.started(self.address)
 
-    async def _serve(
-        self, limits: HttpLimits, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def _serve(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_http(
             self.handle,
             self._host,
             self._config.port,
-            limits=limits,
+            limits=self._config,  # an HttpConfig is the HttpLimits of [http] plus the port
             name="client",
             metrics=self._http_metrics,
             task_status=task_status,

@@ -53,6 +53,7 @@ import prometheus_client
 import trio
 
 from lightning.errors import LightningError
+from lightning.http.config import HttpLimits
 
 __all__ = [
     "Handler",
@@ -93,40 +94,6 @@ class HttpError(LightningError):
 
 class HttpBindError(HttpError):
     """The server could not listen on its address (port in use, address not local, no permission)."""
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """Bounds on what a client may make the server hold, and for how long."""
-
-    max_head_bytes: int = 16 * 1024
-    """Request line + headers; larger -> 431."""
-    max_body_bytes: int = 1 * 1024 * 1024
-    """Request body; larger -> 413 (before reading it when Content-Length says so)."""
-    max_headers: int = 100
-    """Header fields in a request; more -> 431."""
-    header_timeout_s: float = 10.0
-    """The request head must arrive within this (-> 408 and close)."""
-    body_timeout_s: float = 30.0
-    """The whole request body must arrive within this after the head (-> 408 and close)."""
-    idle_timeout_s: float = 60.0
-    """A keep-alive connection with no new request for this long is closed."""
-    send_timeout_s: float = 60.0
-    """A client that takes longer than this to accept one write (at most 1 MiB) is dropped."""
-    max_connections: int = 1024
-    """Connections served at once; further ones wait in the listen backlog until one ends (no 503)."""
-    notsent_lowat_bytes: int = 256 * 1024
-    """TCP_NOTSENT_LOWAT for accepted sockets (trio sets 16 KiB, which costs throughput); 0 keeps trio's."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_head_bytes", "max_headers", "max_connections"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"HttpLimits.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("header_timeout_s", "body_timeout_s", "idle_timeout_s", "send_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"HttpLimits.{name} must be positive, got {getattr(self, name)!r}")
-        if self.max_body_bytes < 0 or self.notsent_lowat_bytes < 0:
-            raise ValueError("HttpLimits.max_body_bytes and notsent_lowat_bytes must not be negative")
 
 
 _DEFAULT_LIMITS: Final = HttpLimits()

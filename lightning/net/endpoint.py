@@ -22,9 +22,9 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
+from lightning.net.config import NetConfig
 from lightning.net.driver import QuicConn
 from lightning.net.errors import NetError
 from lightning.net.identity import ALPN, TlsIdentity

@@ -40,11 +40,11 @@ from typing import Any, Protocol
 import trio
 
 from lightning.codec import CodecError, decode, encode, frame
-from lightning.config import NetConfig
 from lightning.errors import LightningError
 from lightning.ids import NodeId
 from lightning.logs import peer_log
 from lightning.net.admission import AddressBook, Admission
+from lightning.net.config import NetConfig
 from lightning.net.errors import (
     ConnectionLost,
     HandshakeFailed,

@@ -6,9 +6,9 @@ import random
 
 from prometheus_client import CollectorRegistry
 
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.net.admission import AddressBook, Admission
+from lightning.net.config import NetConfig
 from lightning.net.endpoint import QuicEndpoint
 from lightning.net.identity import TlsIdentity
 from lightning.net.metrics import NetMetrics

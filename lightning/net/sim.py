@@ -38,10 +38,10 @@ from dataclasses import dataclass
 import trio
 from prometheus_client import CollectorRegistry
 
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net.admission import Admission, OpenAdmission
+from lightning.net.config import NetConfig
 from lightning.net.errors import ConnectionLost, NetError, StreamReset, Unauthorized
 from lightning.net.metrics import NetMetrics
 from lightning.net.pool import PeerPool

@@ -41,8 +41,8 @@ import blake3
 import trio
 
 from lightning.codec import encode
-from lightning.config import TopologyConfig
 from lightning.ids import NodeId
+from lightning.net.config import TopologyConfig
 from lightning.net.known import GenesisNodes, KnownNodes
 
 __all__ = [

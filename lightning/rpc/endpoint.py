@@ -9,9 +9,9 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from lightning.config import RpcConfig
-from lightning.http.server import HttpLimits, HttpMetrics, Request, Response, serve_http
+from lightning.http.server import HttpMetrics, Request, Response, serve_http
 from lightning.metrics import CONTENT_TYPE, render
+from lightning.rpc.config import RpcConfig
 from lightning.rpc.jsonrpc import Dispatcher
 
 __all__ = ["RpcEndpoint"]
@@ -51,7 +51,7 @@ class RpcEndpoint:
             self.handle,
             self._host,
             self._config.port,
-            limits=HttpLimits(max_body_bytes=1024 * 1024),
+            limits=self._config,  # an RpcConfig is the HttpLimits of [rpc] plus the port
             name="rpc",
             metrics=self._http_metrics,
             task_status=task_status,

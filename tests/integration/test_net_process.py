@@ -11,11 +11,12 @@ import trio
 
 from lightning.blockstore import BLOCK_SIZE, hash_block, root_of_bytes, split_blocks, tree_from_block_hashes
 from lightning.blockstore.tree import encode_proof_stream
-from lightning.config import NetConfig, dump_toml, load_config
+from lightning.config import dump_toml, load_config
 from lightning.crypto import SigningKey
 from lightning.home import Home
 from lightning.ids import NodeId
 from lightning.net import QuicPool, ReplyWriter, Scope, StaticAdmission
+from lightning.net.config import NetConfig
 from tests.integration.harness import NodeProcess, http_get, lightning_cmd, rpc, run_cli
 
 

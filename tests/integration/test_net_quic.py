@@ -19,7 +19,6 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from lightning.codec import frame
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net import (
@@ -32,6 +31,7 @@ from lightning.net import (
     Unauthorized,
     WrongPeerKey,
 )
+from lightning.net.config import NetConfig
 from lightning.net.driver import QuicStreamIO
 from lightning.net.endpoint import CID_BYTES
 from lightning.net.errors import PeerUnavailable
@@ -185,7 +185,7 @@ async def test_nothing_is_accepted_before_the_client_proof(misbehaviour: str) ->
 
 SILENT_PEER = """
 import trio
-from lightning.config import NetConfig
+from lightning.net.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.net import OpenAdmission, QuicPool
 

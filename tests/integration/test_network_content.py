@@ -16,11 +16,11 @@ import trio
 
 from lightning.blockstore import BLOCK_SIZE, hash_block, root_of_bytes, split_blocks, tree_from_block_hashes
 from lightning.blockstore.tree import encode_proof_stream
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.devnet import make_cluster
 from lightning.ids import NodeId
 from lightning.net import QuicPool, ReplyWriter, Scope, StaticAdmission
+from lightning.net.config import NetConfig
 from lightning.net.errors import NotFound
 from tests.integration.gateway_thread import running_gateway
 from tests.integration.harness import http_get, run_cli

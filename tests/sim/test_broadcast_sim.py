@@ -17,13 +17,14 @@ import trio
 import trio.testing
 
 from lightning.broadcast import Received, Topic
+from lightning.broadcast.config import BroadcastConfig
 from lightning.broadcast.core import STRIKES_TO_CUT_OFF
 from lightning.broadcast.message import sign_message
 from lightning.broadcast.sim import CHAIN_ID, SimCluster, SimNode, open_broadcast_sim
-from lightning.config import BroadcastConfig, NetConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net import NetError, Scope
+from lightning.net.config import NetConfig
 from lightning.net.sim import Link
 
 LOSSY = Link(latency_s=0.05, jitter_s=0.02, loss=0.05)

@@ -17,15 +17,18 @@ import trio
 import trio.testing
 
 from lightning.broadcast import Broadcast, Topic
+from lightning.broadcast.config import BroadcastConfig
 from lightning.chain import Follower, Mempool, State
+from lightning.chain.config import StateConfig
 from lightning.chain.forward import decode_block_record
 from lightning.clock import TrioWallClock
-from lightning.config import BroadcastConfig, ConsensusConfig, StateConfig, TopologyConfig
+from lightning.consensus.config import ConsensusConfig
 from lightning.consensus.safety import MemorySafetyStore
 from lightning.consensus.service import Consensus
 from lightning.crypto import Domain
 from lightning.home import Keys
 from lightning.ids import NodeId
+from lightning.net.config import TopologyConfig
 from lightning.net.sim import SimNetwork, open_sim
 from lightning.net.topology import GenesisNodes, Topology
 from lightning.state.block import Block, CommitProof

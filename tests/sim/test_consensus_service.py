@@ -12,9 +12,10 @@ import trio
 import trio.testing
 
 from lightning.chain import Follower, Mempool, State
+from lightning.chain.config import StateConfig
 from lightning.chain.forward import decode_block_record
 from lightning.clock import TrioWallClock
-from lightning.config import ConsensusConfig, StateConfig
+from lightning.consensus.config import ConsensusConfig
 from lightning.consensus.safety import MemorySafetyStore
 from lightning.consensus.service import Consensus
 from lightning.net.sim import open_sim

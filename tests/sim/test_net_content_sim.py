@@ -14,10 +14,11 @@ import trio.testing
 
 from lightning.blockstore import BLOCK_SIZE
 from lightning.blockstore.component import Blockstore
+from lightning.blockstore.config import BlockstoreConfig
 from lightning.blockstore.verify import HEADER_SIZE
-from lightning.config import BlockstoreConfig, NetConfig
 from lightning.ids import NodeId
 from lightning.net import BadRequest, NotFound, ReplyWriter, TooManyRequests
+from lightning.net.config import NetConfig
 from lightning.net.content import ContentClient, ContentServer, FetchFailed
 from lightning.net.sim import Link, SimNetwork, SimPool
 from lightning.net.wire import Scope

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning.codec import FrameTooLarge
-from lightning.config import NetConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net import (
@@ -32,6 +31,7 @@ from lightning.net import (
     TooManyRequests,
     Unauthorized,
 )
+from lightning.net.config import NetConfig
 from lightning.net.sim import Link, SimNetwork, open_sim
 from lightning.net.wire import Scope, StreamKind, preamble
 

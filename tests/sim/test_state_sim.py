@@ -18,9 +18,9 @@ import trio.testing
 
 from lightning.amounts import UNIT
 from lightning.chain import EpochDriver, Follower, Mempool, Sequencer, State
+from lightning.chain.config import StateConfig
 from lightning.chain.mempool_core import TxRejected
 from lightning.clock import TrioWallClock
-from lightning.config import StateConfig
 from lightning.state.records import TABLES
 from lightning.state.store import StateStore
 from lightning.state.tx import sign_transaction

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from lightning.blockstore import BLOCK_SIZE, VerificationFailed, root_of_bytes
 from lightning.blockstore.component import Blockstore
-from lightning.config import BlockstoreConfig
+from lightning.blockstore.config import BlockstoreConfig
 
 
 async def start(nursery, tmp_path, **kw):

@@ -12,9 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from lightning.broadcast import Broadcast, BroadcastError, DebugLog, Topic, register_broadcast_rpc
 from lightning.broadcast.component import _coalesce
+from lightning.broadcast.config import BroadcastConfig
 from lightning.broadcast.sim import WALL_BASE_MS, open_broadcast_sim
 from lightning.clock import TrioWallClock
-from lightning.config import BroadcastConfig, TopologyConfig
+from lightning.net.config import TopologyConfig
 from lightning.net.sim import SimNetwork
 from lightning.net.topology import GenesisNodes, Topology
 from lightning.rpc import Dispatcher

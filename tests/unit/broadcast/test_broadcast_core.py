@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from lightning.broadcast.config import BroadcastConfig
 from lightning.broadcast.core import (
     MAX_BATCH,
     STRIKES_TO_CUT_OFF,
@@ -23,7 +24,6 @@ from lightning.broadcast.core import (
 )
 from lightning.broadcast.message import Message, Topic, sign_message
 from lightning.codec import decode, encode
-from lightning.config import BroadcastConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net.topology import GenesisNodes

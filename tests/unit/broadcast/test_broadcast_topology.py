@@ -11,8 +11,8 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning.config import TopologyConfig
 from lightning.ids import NodeId
+from lightning.net.config import TopologyConfig
 from lightning.net.topology import (
     GenesisNodes,
     LatencyTable,

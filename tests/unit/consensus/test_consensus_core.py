@@ -40,7 +40,7 @@ def _core(i: int, saved: SafetyState | None = None, check: Any = None) -> Core:
         saved=saved,
         check_block=check or (lambda b: None),
         now=0.0,
-        config=CoreConfig(timeout_s=1.0, timeout_max_s=8.0),
+        config=CoreConfig(view_timeout_s=1.0, view_timeout_max_s=8.0),
     )
 
 

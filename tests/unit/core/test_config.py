@@ -32,6 +32,9 @@ def test_empty_file_gives_defaults(tmp_path):
         ('[node]\nlisten_host = "example.com"', "node.listen_host: must be an IP address"),
         ("[node]\nshutdown_grace_s = -1", "node.shutdown_grace_s: must be greater than 0"),
         ("http = 1", "http: expected a table"),
+        ("[rpc]\nmax_headers = 0", "rpc.max_headers: must be greater than 0"),
+        ("[http]\nnotsent_lowat_bytes = -1", "http.notsent_lowat_bytes: must be 0 or more"),
+        ("[rpc]\nbody_timeout_s = 'slow'", "rpc.body_timeout_s: expected a number"),
     ],
 )
 def test_bad_values_name_the_key_path(tmp_path, text, fragment):
@@ -131,3 +134,23 @@ def test_documented_config_matches_the_defaults():
     text = (Path(__file__).parents[3] / "docs" / "config.md").read_text()
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
     assert block == dump_toml(Config()), "docs/config.md is stale: regenerate its block from dump_toml(Config())"
+
+
+def test_rpc_limits_are_keys_of_its_own_table(tmp_path):
+    p = tmp_path / "config.toml"
+    p.write_text("[rpc]\nmax_body_bytes = 4096\nsend_timeout_s = 5\n[http]\nmax_head_bytes = 8192\n")
+    config = load_config(p)
+    assert (config.rpc.max_body_bytes, config.rpc.send_timeout_s) == (4096, 5.0)
+    assert config.http.max_body_bytes == Config().http.max_body_bytes == 1024 * 1024
+    assert (config.http.max_head_bytes, config.rpc.max_head_bytes) == (8192, 16 * 1024)
+
+
+def test_consensus_config_reaches_the_core_by_field_name():
+    from lightning.consensus.config import ConsensusConfig
+    from lightning.consensus.core import CoreConfig
+    from lightning.consensus.service import core_config
+
+    assert core_config(ConsensusConfig()) == CoreConfig()  # the defaults agree
+    assert core_config(ConsensusConfig(view_timeout_s=1.5, view_timeout_max_s=9.0)) == CoreConfig(
+        view_timeout_s=1.5, view_timeout_max_s=9.0
+    )

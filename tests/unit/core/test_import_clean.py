@@ -24,6 +24,7 @@ CASES = {
     "lightning.state": ("lmdb",),  # the state machine stores through LMDB (state/store.py)
     "lightning.state.store": ("lmdb",),
     "lightning.state.executor": (),
+    "lightning.config": (),  # and with it every package's config module
 }
 
 

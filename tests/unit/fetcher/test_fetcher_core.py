@@ -11,8 +11,9 @@ import trio.testing
 
 from lightning.blockstore import root_of_bytes
 from lightning.blockstore.component import Blockstore
-from lightning.config import BlockstoreConfig, FetcherConfig
+from lightning.blockstore.config import BlockstoreConfig
 from lightning.fetcher import Fetcher, NotFound, OriginFailed, Pointer, Rewound, Sink, Spool, SpoolFailed
+from lightning.fetcher.config import FetcherConfig
 
 
 class ScriptedOrigin:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from lightning.config import Config, ConfigError, NetConfig, parse_section
+from lightning.config import Config, ConfigError, parse_section
 from lightning.crypto import SigningKey
 from lightning.errors import LightningError
 from lightning.genesis import GenesisNode, parse_genesis
 from lightning.ids import NodeId
 from lightning.net.admission import AddressBook, StaticAdmission, parse_peer_address
+from lightning.net.config import NetConfig
 from lightning.net.wire import Scope
 
 

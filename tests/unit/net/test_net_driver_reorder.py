@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from aioquic.quic import events
 
-from lightning.config import NetConfig
+from lightning.net.config import NetConfig
 from lightning.net.driver import QuicConn
 
 

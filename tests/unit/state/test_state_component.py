@@ -14,9 +14,9 @@ import trio.testing
 
 from lightning.chain import Follower, Mempool, State, register_state_rpc
 from lightning.chain.admission import StateAdmission
+from lightning.chain.config import StateConfig
 from lightning.chain.forward import BlockSourceError
 from lightning.clock import TrioWallClock
-from lightning.config import StateConfig
 from lightning.ids import NodeId
 from lightning.rpc import Dispatcher
 from lightning.state.block import Block, BlockMalformed, CommitProof

@@ -11,8 +11,9 @@ import trio.testing
 
 from lightning.amounts import UNIT
 from lightning.chain import EpochChange, RegistryNodes, State
-from lightning.config import StateConfig, TopologyConfig
+from lightning.chain.config import StateConfig
 from lightning.ids import NodeId
+from lightning.net.config import TopologyConfig
 from lightning.net.topology import Topology
 from lightning.state.tx import SignedTransaction
 from lightning.testing.devchain import DevChain, derive_key
