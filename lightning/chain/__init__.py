@@ -12,6 +12,7 @@ from lightning._lazy import lazy_exports
 if TYPE_CHECKING:
     from lightning.chain.admission import *  # noqa: F403
     from lightning.chain.component import *  # noqa: F403
+    from lightning.chain.errors import *  # noqa: F403
     from lightning.chain.follower import *  # noqa: F403
     from lightning.chain.forward import *  # noqa: F403
     from lightning.chain.hooks import *  # noqa: F403
@@ -27,6 +28,7 @@ else:  # at run time a name's module loads on first use
         (
             "admission",
             "component",
+            "errors",
             "follower",
             "forward",
             "hooks",

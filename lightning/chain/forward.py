@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from lightning.chain.errors import ChainError
 from lightning.codec import CodecError, decode
-from lightning.errors import LightningError
 from lightning.ids import NodeId
 from lightning.rpc.client import RpcClientError, rpc_batch, rpc_request
 from lightning.state.block import Block, BlockMalformed, CommitProof
@@ -32,11 +32,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class ForwardError(LightningError):
+class ForwardError(ChainError):
     """A transaction could not be handed to the ordering node."""
 
 
-class BlockSourceError(LightningError):
+class BlockSourceError(ChainError):
     """Committed blocks could not be fetched, or the peer sent malformed ones."""
 
 

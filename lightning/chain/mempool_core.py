@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lightning.errors import LightningError
+from lightning.chain.errors import ChainError
 from lightning.state.records import Account
 from lightning.state.registry import METHODS
 from lightning.state.tx import SignedTransaction, check_signature
@@ -25,7 +25,7 @@ from lightning.state.tx import SignedTransaction, check_signature
 __all__ = ["MempoolCore", "MempoolLimits", "MempoolStatistics", "TxRejected"]
 
 
-class TxRejected(LightningError):
+class TxRejected(ChainError):
     """A transaction the mempool refuses; ``code`` is a stable identifier (docs/state.md lists them)."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -18,10 +18,10 @@ from lightning.errors import LightningError
 from lightning.ids import AccountId, NodeId
 from lightning.rpc import Dispatcher, RpcError
 from lightning.rpc.jsonrpc import INVALID_PARAMS
+from lightning.state.errors import StateError
 from lightning.state.executor import Receipt
 from lightning.state.methods import AMOUNT_PARAMS
 from lightning.state.records import TABLES, NodeInfo
-from lightning.state.store import StateError
 
 __all__ = ["TX_REJECTED", "node_json", "receipt_json", "register_state_rpc"]
 

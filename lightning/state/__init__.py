@@ -9,6 +9,7 @@ from lightning._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lightning.state.block import *  # noqa: F403
+    from lightning.state.errors import *  # noqa: F403
     from lightning.state.executor import *  # noqa: F403
     from lightning.state.store import *  # noqa: F403
     from lightning.state.tx import *  # noqa: F403
@@ -17,6 +18,7 @@ else:  # at run time a name's module loads on first use
         __name__,
         (
             "block",
+            "errors",
             "executor",
             "store",
             "tx",

@@ -16,8 +16,8 @@ import blake3
 
 from lightning.codec import CodecError, decode, encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
-from lightning.errors import LightningError
 from lightning.ids import NodeId
+from lightning.state.errors import StateError
 
 __all__ = [
     "BLOCK_DOMAIN",
@@ -35,7 +35,7 @@ MAX_BLOCK_BYTES = 64 * 1024 * 1024
 EMPTY_TXS_ROOT = bytes(32)
 
 
-class BlockMalformed(LightningError):
+class BlockMalformed(StateError):
     """Bytes that are not a well-formed block or commit proof."""
 
 

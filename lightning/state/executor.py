@@ -39,8 +39,8 @@ from typing import Any
 
 import blake3
 
-from lightning.errors import LightningError
 from lightning.state.block import Block, ChainHead
+from lightning.state.errors import StateError
 from lightning.state.method import Revert, TxContext
 from lightning.state.records import KV, MISSING, Account, StateView, encode_record
 from lightning.state.registry import METHODS
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-class InvalidBlock(LightningError):
+class InvalidBlock(StateError):
     """A block that does not extend the current head or breaks a block-level rule; nothing was applied."""
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from lightning.codec import encode
 from lightning.errors import LightningError
 from lightning.ids import AccountId, NodeId
+from lightning.state.errors import StateError
 from lightning.state.fastcodec import decode_trusted, encode_fast
 
 __all__ = [
@@ -72,7 +73,7 @@ def u64(v: int) -> bytes:
     return _U64.pack(v)
 
 
-class StateCorrupt(LightningError):
+class StateCorrupt(StateError):
     """A stored row that does not decode as its table's type (disk corruption or a bug)."""
 
 

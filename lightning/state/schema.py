@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lightning.amounts import MAX_AMOUNT
-from lightning.errors import LightningError
+from lightning.state.errors import StateError
 
 __all__ = [
     "AMOUNT",
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-class TxMalformed(LightningError):
+class TxMalformed(StateError):
     """Bytes that are not a well-formed signed transaction (bad encoding, fields, arguments or signature)."""
 
 

@@ -43,14 +43,14 @@ from typing import Any, Protocol
 
 import blake3
 
-from lightning.errors import LightningError
+from lightning.state.errors import StateError
 
 __all__ = [
     "EMPTY",
     "DictNodeStore",
     "NodeStore",
     "Proof",
-    "ProofError",
+    "StateProofError",
     "get_value_hash",
     "key_path",
     "leaf_hash",
@@ -70,7 +70,7 @@ _LEAF = b"L"
 _INTERNAL = b"I"
 
 
-class ProofError(LightningError):
+class StateProofError(StateError):
     """A state proof that does not verify against the given root."""
 
 
@@ -325,7 +325,7 @@ class Proof:
 
     @classmethod
     def from_wire(cls, obj: object) -> Proof:
-        """Raises :class:`ProofError` for a malformed proof."""
+        """Raises :class:`StateProofError` for a malformed proof."""
         levels_raw: Any
         leaf_raw: Any
         try:
@@ -333,18 +333,18 @@ class Proof:
             levels = []
             for b, s in levels_raw:
                 if not (isinstance(b, int) and isinstance(s, bytes) and 0 < b < 1 << 16 and len(s) % HASH_BYTES == 0):
-                    raise ProofError("malformed proof level")
+                    raise StateProofError("malformed proof level")
                 levels.append((b, s))
             leaf = None
             if leaf_raw is not None:
                 p, vh = leaf_raw
                 if not (isinstance(p, bytes) and isinstance(vh, bytes) and len(p) == len(vh) == HASH_BYTES):
-                    raise ProofError("malformed proof leaf")
+                    raise StateProofError("malformed proof leaf")
                 leaf = (p, vh)
         except (TypeError, ValueError):
-            raise ProofError("malformed proof") from None
+            raise StateProofError("malformed proof") from None
         if len(levels) > MAX_DEPTH:
-            raise ProofError("proof deeper than any path")
+            raise StateProofError("proof deeper than any path")
         return cls(tuple(levels), leaf)
 
 
@@ -373,31 +373,31 @@ def make_proof(store: NodeStore, path: bytes) -> Proof:
 def verify_proof(root: bytes, path: bytes, vh: bytes | None, proof: Proof) -> None:
     """Check that ``path`` holds value hash ``vh`` (``None``: is absent) in the tree whose root is ``root``.
 
-    Raises :class:`ProofError` if it does not."""
+    Raises :class:`StateProofError` if it does not."""
     depth = len(proof.levels)
     if proof.leaf is not None:
         lpath, lvh = proof.leaf
         if any(_nibble(lpath, d) != _nibble(path, d) for d in range(depth)):
-            raise ProofError("proof leaf is not on the path")
+            raise StateProofError("proof leaf is not on the path")
         if vh is None:
             if lpath == path:
-                raise ProofError("proof shows a value where absence was claimed")
+                raise StateProofError("proof shows a value where absence was claimed")
         elif lpath != path or lvh != vh:
-            raise ProofError("proof does not show the claimed value")
+            raise StateProofError("proof does not show the claimed value")
         current: bytes | None = leaf_hash(lpath, lvh)
     else:
         if vh is not None:
-            raise ProofError("proof shows absence where a value was claimed")
+            raise StateProofError("proof shows absence where a value was claimed")
         current = None
     for d in range(depth - 1, -1, -1):
         bitmap, sibs = proof.levels[d]
         nib = _nibble(path, d)
         bit = 0x8000 >> nib
         if (current is None) == bool(bitmap & bit):
-            raise ProofError(f"proof level {d} bitmap does not match the path")
+            raise StateProofError(f"proof level {d} bitmap does not match the path")
         count = bin(bitmap).count("1") - (current is not None)
         if len(sibs) != count * HASH_BYTES:
-            raise ProofError(f"proof level {d} has the wrong number of siblings")
+            raise StateProofError(f"proof level {d} has the wrong number of siblings")
         children: list[tuple[bytes, bool] | None] = [None] * 16
         off = 0
         for i in range(16):
@@ -408,4 +408,4 @@ def verify_proof(root: bytes, path: bytes, vh: bytes | None, proof: Proof) -> No
                 off += HASH_BYTES
         current = _internal_hash(children)
     if (EMPTY if current is None else current) != root:
-        raise ProofError("proof does not lead to the root")
+        raise StateProofError("proof does not lead to the root")

@@ -31,25 +31,21 @@ import lmdb
 
 from lightning.codec import decode, encode
 from lightning.crypto import parse_public_key
-from lightning.errors import LightningError
 from lightning.genesis import Genesis, parse_amount
 from lightning.ids import AccountId, NodeId
 from lightning.state import smt
 from lightning.state.block import Block, ChainHead, CommitProof
+from lightning.state.errors import StateError
 from lightning.state.executor import Execution, Overlay, Receipt, execute_block
 from lightning.state.fastcodec import encode_fast
 from lightning.state.records import TABLES, Account, Committee, EpochInfo, NodeInfo, Ports, StateView, u64
 from lightning.storage import open_env, write_txn
 
-__all__ = ["BlockOutcome", "StateError", "StateFull", "StateStore", "genesis_params"]
+__all__ = ["BlockOutcome", "StateFull", "StateStore", "genesis_params"]
 
 _HEAD = b"head"
 PATH_CACHE_ENTRIES = 1 << 16
 _GENESIS = b"genesis"
-
-
-class StateError(LightningError):
-    """Root of the state store's errors."""
 
 
 class StateFull(StateError):

@@ -13,9 +13,10 @@ from lightning.ids import NodeId
 from lightning.state import smt
 from lightning.state.block import Block, CommitProof
 from lightning.state.epoch import beacon_commitment
+from lightning.state.errors import StateError
 from lightning.state.executor import InvalidBlock, Receipt
 from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, SERVED, NodeInfo, u64
-from lightning.state.store import StateError, StateStore
+from lightning.state.store import StateStore
 from lightning.state.tx import SignedTransaction, sign_transaction
 from lightning.testing.devchain import DevChain, derive_key
 

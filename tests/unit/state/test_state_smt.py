@@ -59,7 +59,7 @@ def test_proofs_of_value_and_absence_verify(contents: dict[int, int]) -> None:
         smt.verify_proof(root, path, expected, proof)
         wire = smt.Proof.from_wire(decode(encode(proof.to_wire())))
         smt.verify_proof(root, path, expected, wire)
-        with pytest.raises(smt.ProofError):  # the opposite claim never verifies
+        with pytest.raises(smt.StateProofError):  # the opposite claim never verifies
             smt.verify_proof(root, path, None if expected else _vh(9), proof)
 
 
@@ -74,21 +74,21 @@ def test_tampered_proofs_fail() -> None:
     bad_bitmap = smt.Proof(((bitmap ^ 0x0001, sibs), *proof.levels[1:]), proof.leaf)
     truncated = smt.Proof(proof.levels[:-1], proof.leaf) if len(proof.levels) > 1 else smt.Proof((), proof.leaf)
     for bad in (bad_sib, bad_bitmap, truncated):
-        with pytest.raises(smt.ProofError):
+        with pytest.raises(smt.StateProofError):
             smt.verify_proof(root, path, _vh(7 % 4), bad)
-    with pytest.raises(smt.ProofError):
+    with pytest.raises(smt.StateProofError):
         smt.verify_proof(root, path, _vh(3 if 7 % 4 != 3 else 2), proof)
-    with pytest.raises(smt.ProofError):
+    with pytest.raises(smt.StateProofError):
         smt.verify_proof(bytes(32), path, _vh(7 % 4), proof)
     # A leaf off the path cannot prove absence: take another key's proof and claim it for ``path``.
     other = smt.make_proof(store, _path(8))
-    with pytest.raises(smt.ProofError):
+    with pytest.raises(smt.StateProofError):
         smt.verify_proof(root, path, None, other)
 
 
 @pytest.mark.parametrize("wire", [None, [], [[[0, b""]], None], [[[1, b"x"]], None], [[], [b"x", b"y"]], [[], 5]])
 def test_malformed_proofs_are_rejected(wire: object) -> None:
-    with pytest.raises(smt.ProofError):
+    with pytest.raises(smt.StateProofError):
         smt.Proof.from_wire(wire)
 
 
