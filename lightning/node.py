@@ -4,22 +4,29 @@
 is ready only when every component is. An unexpected exception in any component ends the node with
 :class:`ComponentCrashed` naming it. ``request_stop`` (SIGINT/SIGTERM, or the admin RPC) cancels the nursery; every
 component closes its own resources in ``finally``.
+
+What a node takes from whoever runs it rather than from the machine is its :class:`Runtime`: the network its pool
+runs on (QUIC by default; ``lightning/sim/`` passes a simulated network), its wall clock, whether storage runs inline
+on the trio thread (simulation under a ``MockClock``), whether it binds its HTTP endpoints, the transaction forwarder
+and block source, and component factories (the hook a simulation uses to give one node Byzantine behaviour).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import trio
+from prometheus_client import CollectorRegistry
 
 import lightning
 from lightning.blockstore.component import Blockstore
 from lightning.broadcast import Broadcast, DebugLog, register_broadcast_rpc
 from lightning.chain import (
+    BlockSource,
     EpochDriver,
     Follower,
     Mempool,
@@ -29,13 +36,15 @@ from lightning.chain import (
     RpcForwarder,
     Sequencer,
     State,
+    TxForwarder,
     register_state_rpc,
 )
 from lightning.chain.component import pause_hook_from_env
-from lightning.clock import SystemWallClock
+from lightning.clock import SystemWallClock, WallClock
 from lightning.config import Config
 from lightning.consensus.safety import FileSafetyStore
 from lightning.consensus.service import Consensus
+from lightning.crypto import SigningKey
 from lightning.errors import LightningError
 from lightning.fetcher import Fetcher, Pointer
 from lightning.fetcher.ipfs_origin import IpfsGatewayOrigin
@@ -48,7 +57,7 @@ from lightning.http.endpoint import ClientEndpoint
 from lightning.http.server import HttpMetrics
 from lightning.ids import NodeId
 from lightning.metrics import NodeMetrics, new_registry
-from lightning.net import AddressBook, QuicPool, StaticAdmission
+from lightning.net import AddressBook, Admission, PeerPool, QuicPool, StaticAdmission
 from lightning.net.content import ContentClient, ContentServer
 from lightning.net.rpc import register_net_rpc
 from lightning.net.topology import Topology
@@ -56,7 +65,7 @@ from lightning.rpc import Dispatcher, RpcEndpoint
 from lightning.services import ContentService, ServiceMetrics, VideoService
 from lightning.sync import BlockGossip, PoolBlockSource, SyncServer
 
-__all__ = ["ComponentCrashed", "Node", "NodeStatus"]
+__all__ = ["ComponentCrashed", "Network", "Node", "NodeStatus", "QuicNetwork", "Runtime"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +86,55 @@ class ComponentCrashed(LightningError):
         self.component = component
 
 
+class Network(Protocol):
+    """Where a node's peer pool runs."""
+
+    def make_pool(
+        self,
+        config: Config,
+        node_key: SigningKey,
+        *,
+        admission: Admission,
+        addresses: AddressBook,
+        registry: CollectorRegistry,
+    ) -> PeerPool: ...
+
+
+class QuicNetwork:
+    """The production network: QUIC over UDP on the node's ``listen_host``."""
+
+    def make_pool(
+        self,
+        config: Config,
+        node_key: SigningKey,
+        *,
+        admission: Admission,
+        addresses: AddressBook,
+        registry: CollectorRegistry,
+    ) -> PeerPool:
+        return QuicPool(
+            config.net,
+            node_key,
+            host=config.node.listen_host,
+            admission=admission,
+            addresses=addresses,
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a node takes from whoever runs it (the defaults are a production node's)."""
+
+    network: Network = field(default_factory=QuicNetwork)
+    wall_clock: WallClock = field(default_factory=SystemWallClock)
+    inline: bool = False  # storage writes on the trio thread (simulation: an autojump clock must not leap past them)
+    endpoints: bool = True  # bind the client HTTP and RPC endpoints (a simulation reaches the handlers in memory)
+    forwarder: TxForwarder | None = None  # default: JSON-RPC to the ordering nodes (RpcForwarder)
+    block_source: BlockSource | None = None  # default with a one-member committee: JSON-RPC (RpcBlockSource)
+    factories: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # component name -> its class, replaced
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     version: str
@@ -90,11 +148,15 @@ class NodeStatus:
 
 
 class Node:
-    def __init__(self, *, home: Home, config: Config, genesis: Genesis, keys: Keys) -> None:
+    def __init__(
+        self, *, home: Home, config: Config, genesis: Genesis, keys: Keys, runtime: Runtime | None = None
+    ) -> None:
         self.home = home
         self.config = config
         self.genesis = genesis
         self.keys = keys
+        self.runtime = runtime = runtime or Runtime()
+        inline = runtime.inline
         self._started_at: float | None = None
         self._ready = False
         self._stop = trio.Event()
@@ -104,33 +166,39 @@ class Node:
         self.metrics.uptime.set_function(lambda: self.status().uptime_s)
         http_metrics = HttpMetrics(self.registry)
 
-        self.blockstore = Blockstore(config.blockstore, home.data / "blockstore", registry=self.registry)
+        self.blockstore = Blockstore(config.blockstore, home.data / "blockstore", inline=inline, registry=self.registry)
 
         # Peer-to-peer: the QUIC pool; admission is the fixed genesis + allow-list set (net/admission.py).
         self.addresses = AddressBook.from_genesis(genesis)
-        self.pool = QuicPool(
-            config.net,
+        self.pool = runtime.network.make_pool(
+            config,
             keys.node,
-            host=config.node.listen_host,
             admission=StaticAdmission.from_genesis(genesis, config.net.allow),
             addresses=self.addresses,
             registry=self.registry,
         )
-        self.content_server = ContentServer(self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency)
+        self.content_server = self._make("content_server", ContentServer)(
+            self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency
+        )
         self.content_client = ContentClient(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
 
         # Application state (lightning/chain/). Transactions are forwarded to the ordering nodes over their JSON-RPC
         # endpoints (RpcForwarder); the orderer and the block source are chosen below from the genesis committee.
-        wall_clock = SystemWallClock()
+        wall_clock = runtime.wall_clock
         self.state = State(
-            config.state, home.data / "state", genesis, registry=self.registry, pause_hook=pause_hook_from_env()
+            config.state,
+            home.data / "state",
+            genesis,
+            inline=inline,
+            registry=self.registry,
+            pause_hook=pause_hook_from_env(),
         )
         self.mempool = Mempool(
             self.state,
             config.state,
             node_id=keys.node_id,
             ordering_nodes=lambda: self.orderer.ordering_nodes(),
-            forwarder=RpcForwarder(self.state.rpc_url),
+            forwarder=runtime.forwarder or RpcForwarder(self.state.rpc_url),
             registry=self.registry,
         )
         # A committee of several orders by BFT consensus (lightning/consensus/, docs/consensus.md) and every other
@@ -138,7 +206,7 @@ class Node:
         self.sync_server = SyncServer(self.pool, self.state)
         self.orderer: Orderer
         if len(genesis.committee) > 1:
-            self.orderer = Consensus(
+            self.orderer = self._make("consensus", Consensus)(
                 self.state,
                 self.mempool,
                 self.pool,
@@ -146,6 +214,7 @@ class Node:
                 wall_clock,
                 FileSafetyStore(home.data / "consensus" / "safety"),
                 config=config.consensus,
+                inline=inline,
                 registry=self.registry,
             )
             self.follower = Follower(
@@ -160,7 +229,10 @@ class Node:
         else:
             self.orderer = Sequencer(self.state, self.mempool, keys, wall_clock, block_time_s=config.state.block_time_s)
             self.follower = Follower(
-                self.state, RpcBlockSource(self.state.rpc_url), node_id=keys.node_id, clock=wall_clock
+                self.state,
+                runtime.block_source or RpcBlockSource(self.state.rpc_url),
+                node_id=keys.node_id,
+                clock=wall_clock,
             )
         self.epoch_driver = EpochDriver(self.state, self.mempool, keys.node, wall_clock)
 
@@ -181,6 +253,7 @@ class Node:
             wall_clock=wall_clock,
             path=home.data / "broadcast",
             epoch=current_epoch,
+            inline=inline,
             probes_per_round=config.topology.probes_per_round,
             registry=self.registry,
         )
@@ -249,9 +322,13 @@ class Node:
             *([("epoch", self.epoch_driver.run)] if config.state.epoch_driver else []),
             ("resolver", self.resolver.run),
             ("fetcher", self.content_fetcher.run),
-            ("http", self.client.run),
-            ("rpc", self.rpc.run),
+            *([("http", self.client.run), ("rpc", self.rpc.run)] if runtime.endpoints else []),
         ]
+
+    def _make(self, name: str, default: Callable[..., Any]) -> Callable[..., Any]:
+        """The class that builds component ``name``: the runtime's replacement if it has one (a Byzantine node in a
+        simulation), else ``default``."""
+        return self.runtime.factories.get(name, default)
 
     def _announce_fetched(self, pointer: Pointer, root: bytes, source: str) -> None:
         # Only what we verified against the origin ourselves (CID blocks, SRI hash): re-announcing a record we took
@@ -337,22 +414,18 @@ class Node:
                     scope, finished = trio.CancelScope(), trio.Event()
                     bound[name] = await nursery.start(_supervise, name, fn, scope, finished)
                     scopes.append((name, scope, finished))
-                ports = {
-                    "http": _fmt(bound["http"]),
-                    "rpc": _fmt(bound["rpc"]),
-                    "quic": _fmt(bound["net"]),
-                    "pid": os.getpid(),
-                    "node_id": str(self.keys.node_id),
-                }
-                self.home.write_ports(ports)
+                ports: dict[str, Any] = {"pid": os.getpid(), "node_id": str(self.keys.node_id)}
+                if self.runtime.endpoints:
+                    ports |= {"http": _fmt(bound["http"]), "rpc": _fmt(bound["rpc"]), "quic": _fmt(bound["net"])}
+                    self.home.write_ports(ports)
                 self._ready = True
                 self.metrics.ready.set(1)
                 logger.info(
                     "node %s ready in %.3f s (http %s, rpc %s)",
                     self.keys.node_id.short(),
                     trio.current_time() - self._started_at,
-                    ports["http"],
-                    ports["rpc"],
+                    ports.get("http", "-"),
+                    ports.get("rpc", "-"),
                 )
                 task_status.started(ports)
                 await self._stop.wait()
@@ -369,7 +442,8 @@ class Node:
         finally:
             self._ready = False
             self.metrics.ready.set(0)
-            self.home.clear_ports()
+            if self.runtime.endpoints:
+                self.home.clear_ports()
 
 
 def _fmt(addr: tuple[str, int]) -> str:
