@@ -22,6 +22,14 @@ Bytes in flight are lost only when their connection closes: :meth:`SimNetwork.re
 resets every connection it cuts; dials across it go unanswered until the dialer's handshake timeout) or a pool
 stopping. A dial takes two round trips (QUIC handshake, then the node-key proof). Randomness comes from one
 ``random.Random(seed)``; trio's scheduler is not deterministic, so tests assert invariants and print the seed.
+
+Datagrams (:meth:`SimNetwork.datagram_socket`, the ``DatagramSocket`` protocol of ``lightning.net.datagram``) are
+not streams: each one crosses the link on its own, after the link's latency plus a fresh jitter draw (so they
+reorder), and with probability ``loss`` it is lost for good. A node's host name is its node id in hex
+(:meth:`SimNetwork.host`); a datagram goes to the socket bound at ``(host, port)`` when it arrives, or vanishes if
+none is. A datagram vanishes if a partition separates the two nodes when it is sent or when it would arrive, if
+its sender has crashed (even in flight), or if the receiver's queue is full; :meth:`SimNetwork.crash` unbinds the
+node's sockets, so a restarted node binds its ports again.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -42,13 +51,27 @@ from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net.admission import Admission, OpenAdmission
 from lightning.net.config import NetConfig
+from lightning.net.datagram import (
+    DatagramBindError,
+    DatagramSocket,
+    DatagramStatistics,
+    check_size,
+)
 from lightning.net.errors import ConnectionLost, NetError, StreamReset, Unauthorized
 from lightning.net.metrics import NetMetrics
 from lightning.net.pool import PeerPool
 from lightning.net.transport import ConnectionAdmitter
 from lightning.net.wire import CloseCode
 
-__all__ = ["Link", "SimNetwork", "SimPool", "SimTransport", "open_sim"]
+__all__ = [
+    "Link",
+    "SimDatagramSocket",
+    "SimDatagramStatistics",
+    "SimNetwork",
+    "SimPool",
+    "SimTransport",
+    "open_sim",
+]
 
 Node = NodeId | PeerPool
 
@@ -58,6 +81,27 @@ class Link:
     latency_s: float = 0.005
     jitter_s: float = 0.001
     loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimDatagramStatistics:
+    """What became of the datagrams sent on a :class:`SimNetwork`; every one sent ends in exactly one counter
+    once it is no longer in flight."""
+
+    sent: int
+    delivered: int
+    """Queued at the receiving socket."""
+    lost: int
+    """Dropped by the link's ``loss``."""
+    blocked: int
+    """Cut by a partition (at send or on arrival), or sent by a crashed node."""
+    unbound: int
+    """Arrived where no socket was bound (nothing there, the receiver crashed or closed it)."""
+    queue_full: int
+    """Arrived at a socket whose receive queue was full."""
+
+
+EPHEMERAL_PORTS = range(49152, 65536)
 
 
 def _key(node: Node) -> NodeId:
@@ -77,6 +121,10 @@ class SimNetwork:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._wake: trio.CancelScope | None = None
+        self._datagram_sockets: dict[tuple[str, int], SimDatagramSocket] = {}
+        self._hosts: dict[str, NodeId] = {}
+        self._dg_sent = self._dg_delivered = self._dg_lost = self._dg_blocked = 0
+        self._dg_unbound = self._dg_queue_full = 0
 
     # -- building ------------------------------------------------------------------------------------------------
     def pool(
@@ -91,14 +139,63 @@ class SimNetwork:
         key = key or SigningKey(self.rng.randbytes(32))
         return SimPool(self, key, config=config or self.config, admission=admission, registry=registry)
 
+    def host(self, node: Node) -> str:
+        """The node's host name for datagram addresses: its node id in hex."""
+        key = _key(node)
+        host = str(key)
+        self._hosts[host] = key
+        return host
+
+    def datagram_socket(self, node: Node, port: int, *, receive_queue_len: int = 256) -> SimDatagramSocket:
+        """A datagram socket bound to ``(host(node), port)``; port 0 picks the lowest free port from 49152.
+        ``receive_queue_len`` datagrams wait for :meth:`SimDatagramSocket.receive_from` at most; more are dropped.
+        Deliveries need :meth:`run` running.
+
+        Raises:
+            DatagramBindError: the port is taken on that node, or out of range.
+        """
+        assert receive_queue_len > 0
+        key = _key(node)
+        host = self.host(key)
+        if not 0 <= port < 65536:
+            raise DatagramBindError(f"cannot bind {key.short()}…:{port}/udp: a port is 1..65535 (0 = any free port)")
+        if port == 0:
+            free = (p for p in EPHEMERAL_PORTS if (host, p) not in self._datagram_sockets)
+            port = next(free, 0)
+            if port == 0:
+                raise DatagramBindError(f"cannot bind {key.short()}…:0/udp: every ephemeral port is taken")
+        elif (host, port) in self._datagram_sockets:
+            raise DatagramBindError(
+                f"cannot bind {key.short()}…:{port}/udp on the simulated network: the port is already in use; "
+                "close the socket bound there first or pick another port (0 = any)"
+            )
+        sock = SimDatagramSocket(self, key, (host, port), receive_queue_len)
+        self._datagram_sockets[(host, port)] = sock
+        return sock
+
+    def datagram_statistics(self) -> SimDatagramStatistics:
+        return SimDatagramStatistics(
+            sent=self._dg_sent,
+            delivered=self._dg_delivered,
+            lost=self._dg_lost,
+            blocked=self._dg_blocked,
+            unbound=self._dg_unbound,
+            queue_full=self._dg_queue_full,
+        )
+
     # -- faults --------------------------------------------------------------------------------------------------
     def crash(self, node: Node) -> None:
         """The node vanishes without a word (SIGKILL): when its pool stops next, its connections end on its side
-        only; peers keep theirs until a timeout or until the node, restarted, dials them again."""
+        only; peers keep theirs until a timeout or until the node, restarted, dials them again. Its datagram
+        sockets are unbound at once: what they sent and what is in flight to them vanishes, their sends vanish,
+        their receivers wait forever, and a restarted node may bind the same ports again."""
         key = _key(node)
         for conn in list(self._conns):
             if conn.local == key:
                 conn.remote = None
+        for sock in list(self._datagram_sockets.values()):
+            if sock.node == key:
+                sock._crash()
 
     def set_link(self, a: Node, b: Node, *, latency_s: float, jitter_s: float = 0.0, loss: float = 0.0) -> None:
         assert 0 <= loss < 1 and latency_s >= 0 and jitter_s >= 0
@@ -133,6 +230,37 @@ class SimNetwork:
         while link.loss and self.rng.random() < link.loss:
             d += retransmit
         return d
+
+    def _send_datagram(self, sock: SimDatagramSocket, data: bytes, address: tuple[str, int]) -> None:
+        self._dg_sent += 1
+        dst = self._hosts.get(address[0])
+        if sock.crashed:
+            self._dg_blocked += 1
+            return
+        if dst is None:  # no node has that host name: nothing will ever be bound there
+            self._dg_unbound += 1
+            return
+        if not self.reachable(sock.node, dst):
+            self._dg_blocked += 1
+            return
+        link = self._links.get(frozenset((sock.node, dst)), self.default_link)
+        if link.loss and self.rng.random() < link.loss:
+            self._dg_lost += 1
+            return
+        at = trio.current_time() + link.latency_s + self.rng.uniform(0, link.jitter_s)
+        self.schedule(at, lambda: self._arrive(sock, dst, data, address))
+
+    def _arrive(self, src: SimDatagramSocket, dst: NodeId, data: bytes, address: tuple[str, int]) -> None:
+        if src.crashed or not self.reachable(src.node, dst):
+            self._dg_blocked += 1
+            return
+        target = self._datagram_sockets.get(address)
+        if target is None:
+            self._dg_unbound += 1
+        elif target._enqueue(data, src.local_address):
+            self._dg_delivered += 1
+        else:
+            self._dg_queue_full += 1
 
     def schedule(self, at: float, fn: Callable[[], None]) -> None:
         heapq.heappush(self._heap, (at, next(self._seq), fn))
@@ -424,6 +552,97 @@ class SimConn:
         target = remote._streams.pop(sid, None)
         if target is not None:
             target._fail(StreamReset(f"stream {sid} reset by the peer", code))
+
+
+class SimDatagramSocket:
+    """A datagram socket on a :class:`SimNetwork` (implements ``lightning.net.datagram.DatagramSocket``); made by
+    :meth:`SimNetwork.datagram_socket`."""
+
+    def __init__(self, net: SimNetwork, node: NodeId, address: tuple[str, int], receive_queue_len: int) -> None:
+        self.net = net
+        self.node = node
+        self._address = address
+        self._queue: deque[tuple[bytes, tuple[str, int]]] = deque()
+        self._queue_len = receive_queue_len
+        self._lot = trio.lowlevel.ParkingLot()
+        self._closed = False
+        self.crashed = False
+        self._sent = self._received = self._dropped = 0
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._address
+
+    async def send_to(self, data: bytes, address: tuple[str, int]) -> None:
+        """Send one datagram (see the module docstring for its fate). Raises DatagramTooLarge,
+        trio.ClosedResourceError."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        check_size(data)
+        if self._closed:
+            raise trio.ClosedResourceError("the datagram socket is closed")
+        self._sent += 1
+        self.net._send_datagram(self, bytes(data), address)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def receive_from(self) -> tuple[bytes, tuple[str, int]]:
+        """The next datagram and its sender's address. Raises trio.ClosedResourceError."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("the datagram socket is closed")
+            if self._queue:
+                break
+            await self._lot.park()
+        self._received += 1
+        item = self._queue.popleft()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return item
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._unbind()
+        self._lot.unpark_all()
+
+    def statistics(self) -> DatagramStatistics:
+        return DatagramStatistics(
+            sent=self._sent,
+            received=self._received,
+            queued=len(self._queue),
+            dropped_queue_full=self._dropped,
+            dropped_oversize=0,
+            send_failed=0,
+        )
+
+    def __enter__(self) -> SimDatagramSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- driven by the network -----------------------------------------------------------------------------------
+    def _enqueue(self, data: bytes, sender: tuple[str, int]) -> bool:
+        if len(self._queue) >= self._queue_len:
+            self._dropped += 1
+            return False
+        self._queue.append((data, sender))
+        self._lot.unpark()
+        return True
+
+    def _crash(self) -> None:
+        self.crashed = True
+        self._queue.clear()
+        self._unbind()
+
+    def _unbind(self) -> None:
+        if self.net._datagram_sockets.get(self._address) is self:
+            del self.net._datagram_sockets[self._address]
+
+
+if TYPE_CHECKING:
+    _check: type[DatagramSocket] = SimDatagramSocket
 
 
 @asynccontextmanager
