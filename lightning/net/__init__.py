@@ -12,6 +12,7 @@ from lightning._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lightning.net.admission import *  # noqa: F403
+    from lightning.net.datagram import *  # noqa: F403
     from lightning.net.errors import *  # noqa: F403
     from lightning.net.known import *  # noqa: F403
     from lightning.net.pool import *  # noqa: F403
@@ -23,6 +24,7 @@ else:  # at run time a name's module loads on first use
         __name__,
         (
             "admission",
+            "datagram",
             "errors",
             "known",
             "pool",
