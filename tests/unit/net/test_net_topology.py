@@ -102,6 +102,84 @@ def test_clusters_follow_latency(regions: int, seed: int) -> None:
         assert len(ps - mates) <= 2 * params.long_cycles
 
 
+latency_value = st.one_of(st.integers(-5, 400_000), st.just(0))
+
+
+@st.composite
+def topology_inputs(draw: st.DrawFn) -> tuple[list[NodeId], dict[tuple[NodeId, NodeId], int], TopologyParams]:
+    """Any node set (with repeats), any partial and asymmetric latency matrix (negative values included), any
+    parameters."""
+    n = draw(st.integers(1, 60))
+    nodes = keys(n, draw(st.integers(0, 2**32)))
+    pairs = [(a, b) for a in nodes for b in nodes if a != b]
+    chosen = draw(st.lists(st.sampled_from(pairs), max_size=200)) if pairs else []
+    latency = {pair: draw(latency_value) for pair in chosen}
+    repeats = draw(st.lists(st.sampled_from(nodes), max_size=5))
+    return nodes + repeats, latency, draw(params_st)
+
+
+@settings(max_examples=80, deadline=None)
+@given(inputs=topology_inputs(), epoch=st.integers(0, 2**32), data=st.data())
+def test_any_input_order_gives_the_same_topology(
+    inputs: tuple[list[NodeId], dict[tuple[NodeId, NodeId], int], TopologyParams], epoch: int, data: st.DataObject
+) -> None:
+    """Every node computes the peer sets from its own copy of the inputs: node order, repeats and the order of the
+    latency entries must not matter, nor which direction of a pair was measured when both give the same value."""
+    nodes, latency, params = inputs
+    expected = compute_topology(epoch, nodes, latency, params)
+    shuffled_nodes = data.draw(st.permutations(nodes))
+    shuffled_latency = dict(data.draw(st.permutations(list(latency.items()))))
+    assert compute_topology(epoch, iter(shuffled_nodes), shuffled_latency, params) == expected
+    assert compute_topology(epoch, set(nodes), latency, params) == expected
+    # Latencies are made symmetric with the smaller direction: giving that value both ways changes nothing.
+    symmetric = dict(latency)
+    for (a, b), v in latency.items():
+        known = [x for x in (v, latency.get((b, a))) if x is not None and x >= 0]
+        if known:
+            symmetric[(a, b)] = symmetric[(b, a)] = min(known)
+    assert compute_topology(epoch, nodes, symmetric, params) == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(inputs=topology_inputs(), epoch=st.integers(0, 1000))
+def test_symmetric_without_self_links_and_bounded_for_any_input(
+    inputs: tuple[list[NodeId], dict[tuple[NodeId, NodeId], int], TopologyParams], epoch: int
+) -> None:
+    nodes, latency, params = inputs
+    peers = compute_topology(epoch, nodes, latency, params)
+    assert set(peers) == set(nodes)
+    for a, ps in peers.items():
+        assert a not in ps and ps <= set(nodes)
+        assert all(a in peers[b] for b in ps)
+    n = len(set(nodes))
+    if n > params.full_mesh_max:  # beyond the full mesh the bound no longer depends on full_mesh_max
+        assert max_degree(peers) <= params.cluster_size - 1 + 2 * params.long_cycles
+    else:
+        assert all(len(ps) == n - 1 for ps in peers.values())
+    assert diameter(peers) is not None
+
+
+@settings(max_examples=50, deadline=None)
+@given(inputs=topology_inputs(), epoch=st.integers(0, 1000), seed=st.integers(0, 2**32))
+def test_long_links_ignore_latency(
+    inputs: tuple[list[NodeId], dict[tuple[NodeId, NodeId], int], TopologyParams], epoch: int, seed: int
+) -> None:
+    """The long cycles depend on (epoch, node set) only: nodes with different latency views agree on them. With
+    clusters of one node, only the cycles are left; every other choice of latencies and cluster size adds to
+    them."""
+    nodes, latency, params = inputs
+    if len(set(nodes)) <= params.full_mesh_max:
+        return
+    cycles_only = TopologyParams(params.full_mesh_max, 1, params.long_cycles)
+    long_links = compute_topology(epoch, nodes, {}, cycles_only)
+    assert compute_topology(epoch, nodes, latency, cycles_only) == long_links
+    assert all(len(ps) <= 2 * params.long_cycles for ps in long_links.values())
+    other_view = random_latency(sorted(set(nodes)), seed, 0.3)
+    for view in (latency, other_view):
+        peers = compute_topology(epoch, nodes, view, params)
+        assert all(long_links[a] <= peers[a] for a in peers)
+
+
 def test_only_own_measurements_still_give_a_connected_bounded_overlay() -> None:
     """Before latencies are shared, each node knows only its own row: the views differ, the union of everyone's
     choice stays connected and each node's own choice stays bounded."""
