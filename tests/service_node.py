@@ -48,7 +48,7 @@ from lightning.ipfs import (
 )
 from lightning.ipfs.car import CarDecoder
 from lightning.services import ContentService, ServiceMetrics, VideoService
-from tests.memory_http import MemoryHttp
+from lightning.sim.http import MemoryHttp
 
 __all__ = ["BlockOrigin", "Hold", "ServiceNode", "corrupt_block", "open_node", "unixfs_directory"]
 

@@ -240,6 +240,10 @@ class AsyncObjectWriter:
     async def abort(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._bs._store is None:
+                # The blockstore stopped first (the whole node was cancelled at once: a crash elsewhere, or a
+                # simulated kill): what this writer staged is swept as an orphan when the store opens next.
+                return
             with trio.CancelScope(shield=True):
                 await self._bs._writer.call(self._bs.store.abort, self._id)
 

@@ -4,6 +4,7 @@ end of its trace, and exits 1."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -52,4 +53,63 @@ def consensus(
     typer.echo(
         f"ok: {seeds} seeds, committee {committee}, faults {','.join(chosen) or 'none'}; "
         f"honest height min {min(heights)} / max {max(heights)}"
+    )
+
+
+@simulate_app.command("network")
+def network(
+    nodes: Annotated[int, typer.Option("--nodes", min=1, max=256, help="Nodes in the network.")] = 8,
+    committee: Annotated[int, typer.Option("--committee", min=1, max=64, help="Committee size.")] = 4,
+    seconds: Annotated[float, typer.Option("--seconds", min=5.0, help="Simulated seconds per seed.")] = 60.0,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="How many seeds to run.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="First seed.")] = 0,
+    faults: Annotated[
+        str, typer.Option("--faults", help="Comma-separated: crash,partition,slow,lossy,skew (or none).")
+    ] = "crash,partition,slow,lossy,skew",
+    resume_bound_s: Annotated[
+        float, typer.Option("--resume-bound", min=1.0, help="Seconds within which commits must resume after a heal.")
+    ] = 30.0,
+    node_logs: Annotated[bool, typer.Option("--node-logs", help="Show the nodes' warnings too.")] = False,
+) -> None:
+    """Run whole nodes over the simulated network for seeds SEED .. SEED+SEEDS-1, with a seeded schedule of faults
+    and clients, checking the invariants of docs/simulation.md. Exits 1 at the first seed that breaks one."""
+    from lightning.sim.run import simulate
+    from lightning.sim.scenario import FAULT_KINDS, plan
+
+    if not node_logs:  # faults make nodes warn (dial failures, forwarding retries); the invariants are the verdict
+        logging.getLogger("lightning").setLevel(logging.ERROR)
+
+    if committee > nodes:
+        raise typer.BadParameter(
+            f"a committee of {committee} needs at least {committee} nodes", param_hint="--committee"
+        )
+    kinds = tuple(f for f in faults.split(",") if f and f != "none")
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown:
+        raise typer.BadParameter(f"unknown faults {unknown}; known: {','.join(FAULT_KINDS)}", param_hint="--faults")
+    wall = sim = 0.0
+    for s in range(seed, seed + seeds):
+        scenario = plan(s, nodes=nodes, committee=committee, seconds=seconds, kinds=kinds)
+        result = simulate(scenario, resume_bound_s=resume_bound_s)
+        wall += result.wall_seconds
+        sim += result.sim_seconds
+        line = (
+            f"seed {s}: {'ok' if result.ok else 'FAILED'}  heights {min(result.heights.values(), default=0)}"
+            f"..{max(result.heights.values(), default=0)}  commits {result.commits}  fetches {result.fetches_ok} ok"
+            f" / {result.fetches_failed} failed  txs {result.txs_committed}/{result.txs_accepted} committed"
+            f"  {result.sim_seconds:.0f} s simulated in {result.wall_seconds:.1f} s"
+            + (f"  corrupted chunks sent {result.corrupted_chunks}" if scenario.byzantine else "")
+        )
+        typer.echo(line)
+        if not result.ok:
+            typer.echo(f"  {result.violation}")
+            typer.echo(f"  faults: {'; '.join(result.faults) or 'none'}")
+            typer.echo(
+                f"  replay: lightning dev simulate network --nodes {nodes} --committee {committee}"
+                f" --seconds {seconds:g} --seeds 1 --seed {s} --faults {','.join(kinds) or 'none'}"
+                f" --resume-bound {resume_bound_s:g}"
+            )
+            raise typer.Exit(1)
+    typer.echo(
+        f"ok: {seeds} seeds, {nodes} nodes, committee {committee}; {sim / max(wall, 1e-9):.1f} simulated s per s"
     )

@@ -79,15 +79,16 @@ class _SimNet:
 class _Forwarder:
     """Forwards transactions into another simulated node's mempool (as JSON-RPC would, minus HTTP)."""
 
-    def __init__(self, cluster: SimCluster) -> None:
+    def __init__(self, cluster: SimCluster, source: NodeId) -> None:
         self._cluster = cluster
+        self._source = source
 
     async def forward(self, node_id: NodeId, raw_txs: list[bytes]) -> None:
         await trio.lowlevel.checkpoint()
         member = self._cluster.by_id.get(node_id)
         if member is None or member.node is None or not member.node.state.running:
             raise ForwardError(f"simulated node {node_id.short()} is down")
-        if not self._cluster.net.reachable(node_id, node_id) or not member.reachable_from_all:
+        if not self._cluster.net.reachable(self._source, node_id):
             raise ForwardError(f"simulated node {node_id.short()} is cut off")
         for raw in raw_txs:
             try:
@@ -106,7 +107,6 @@ class SimMember:
     scope: trio.CancelScope | None = None
     stopped: trio.Event = field(default_factory=trio.Event)
     starts: int = 0
-    reachable_from_all: bool = True
 
     @property
     def node_id(self) -> NodeId:
@@ -128,6 +128,7 @@ class SimCluster:
         committee: int,
         link: Link = Link(),
         epoch_time_ms: int = 3_600_000,
+        accounts: int = 4,
         factories: Mapping[int, Mapping[str, Callable[..., Any]]] | None = None,
         invariants: Invariants | None = None,
     ) -> None:
@@ -139,6 +140,7 @@ class SimCluster:
             seed=seed,
             nodes=nodes,
             committee=committee,
+            accounts=accounts,
             epoch_time_ms=epoch_time_ms,
             genesis_time_ms=WALL_BASE_MS,
         )
@@ -153,7 +155,6 @@ class SimCluster:
             home.write_keys(keys)
             self.members.append(SimMember(i, keys, home, SkewedClock(WALL_BASE_MS)))
         self.by_id = {m.node_id: m for m in self.members}
-        self._forwarder = _Forwarder(self)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def start_all(self) -> None:
@@ -170,7 +171,7 @@ class SimCluster:
             wall_clock=m.clock,
             inline=True,
             endpoints=False,
-            forwarder=self._forwarder,
+            forwarder=_Forwarder(self, m.node_id),
             factories=self._factories.get(index, {}),
         )
         node = Node(home=m.home, config=self.config, genesis=self.genesis, keys=m.keys, runtime=runtime)
@@ -224,13 +225,9 @@ class SimCluster:
         side = [self.members[i].node_id for i in cut]
         rest = [m.node_id for m in self.members if m.index not in cut]
         self.net.partition(side, rest)
-        for i in cut:
-            self.members[i].reachable_from_all = False
 
     def heal(self) -> None:
         self.net.heal()
-        for m in self.members:
-            m.reachable_from_all = True
 
     def set_link(self, a: int, b: int, link: Link) -> None:
         self.net.set_link(

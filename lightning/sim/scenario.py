@@ -6,7 +6,8 @@ scheduler is not deterministic, so a seed reproduces this schedule, not every in
 
 Faults start after a warm-up and all heal by ``heal_by`` (a fraction of the run), leaving time to check that commits
 resume. At most ``f = (committee - 1) // 3`` committee members are down or cut off at once, so the committee keeps a
-quorum — unless the scenario asks for ``quorum_loss`` on purpose.
+quorum. ``corrupt`` is not a timed fault: one node (never node 0, which holds the run's content) serves peers
+corrupted content for the whole run (``byzantine.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = ["FAULT_KINDS", "Fault", "Scenario", "plan"]
 
-FAULT_KINDS = ("crash", "partition", "slow", "lossy", "skew")
+FAULT_KINDS = ("crash", "partition", "slow", "lossy", "skew", "corrupt")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Scenario:
     faults: tuple[Fault, ...]
     fetches: tuple[tuple[float, int], ...]  # (time, node index): a client fetches the run's content from that node
     transactions: tuple[tuple[float, int], ...]  # (time, node index): a client sends a transfer through that node
+    byzantine: tuple[tuple[int, str], ...] = ()  # (node index, behaviour in lightning/sim/byzantine.py), whole run
 
     @property
     def last_heal_s(self) -> float:
@@ -72,6 +74,10 @@ def plan(
             raise ValueError(f"unknown fault {k!r} (known: {', '.join(FAULT_KINDS)})")
     rng = random.Random(seed)
     f = (committee - 1) // 3
+    byzantine: tuple[tuple[int, str], ...] = ()
+    if "corrupt" in kinds and nodes > 2:  # one node (never node 0, which holds the run's content) lies about content
+        byzantine = ((rng.randrange(1, nodes), "corrupt"),)
+    kinds = tuple(k for k in kinds if k != "corrupt")
     faults: list[Fault] = []
     end_by = max(warmup_s + 1.0, seconds * heal_by)
     t = warmup_s
@@ -99,7 +105,7 @@ def plan(
         t = end + rng.uniform(0.5, 5.0)
     fetches = tuple((s, rng.randrange(nodes)) for s in _times(rng, warmup_s, seconds, fetch_every_s))
     txs = tuple((s, rng.randrange(nodes)) for s in _times(rng, warmup_s, seconds, tx_every_s))
-    return Scenario(seed, nodes, committee, seconds, tuple(faults), fetches, txs)
+    return Scenario(seed, nodes, committee, seconds, tuple(faults), fetches, txs, byzantine)
 
 
 def _times(rng: random.Random, start: float, end: float, every: float) -> list[float]:

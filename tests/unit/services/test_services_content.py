@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from lightning.blockstore import BLOCK_SIZE, MEDIA_TYPE, ProofError, ProofStreamDecoder, TruncatedStreamError
 from lightning.codec import decode, encode
-from tests.memory_http import Reply
+from lightning.sim.http import Reply
 from tests.service_node import BlockOrigin, ServiceNode, corrupt_block, open_node, unixfs_directory
 
 SMALL = 64 * 1024  # serve.py's SMALL_BODY_BYTES: up to this the body is read whole and sent as bytes

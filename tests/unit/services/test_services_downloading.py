@@ -18,8 +18,8 @@ import trio.testing
 
 from lightning.blockstore import root_of_bytes
 from lightning.fetcher import Pointer
+from lightning.sim.http import Exchange
 from tests.ipfs_fixtures import fixtures
-from tests.memory_http import Exchange
 from tests.service_node import BlockOrigin, open_node, unixfs_directory
 
 ONEMIB = fixtures()["onemib.car"]  # a 1 MiB + 4 KiB file in two raw leaves

@@ -1,5 +1,5 @@
 """HTTP/1.1 to a handler over in-memory streams: ``lightning.http.serve_connection`` on one end, an h11 client on
-the other, so tests drive the real server (framing, HEAD, aborts) with no sockets.
+the other, so simulated clients and tests drive the real server (framing, HEAD, aborts) with no sockets.
 
 Each request gets its own connection (``client`` is the address the handler sees). ``request`` reads the whole
 response; ``open`` returns an :class:`Exchange` to read the head and then the body bit by bit. A response the server
