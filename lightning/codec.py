@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
@@ -34,6 +34,7 @@ __all__ = [
     "NonCanonical",
     "decode",
     "decode_trusted",
+    "decode_with",
     "encode",
     "frame",
 ]
@@ -106,58 +107,55 @@ def encode(value: Any) -> bytes:
     return _pack(_check(value))
 
 
-def _pairs_hook(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    result: dict[Any, Any] = {}
-    previous: bytes | None = None
-    for k, v in pairs:
-        if isinstance(k, list | dict) or k is None or isinstance(k, bool | float):
-            raise CodecError(f"map key of type {type(k).__name__} is not allowed")
-        packed = _pack(k)
-        if previous is not None and packed <= previous:
-            raise NonCanonical("map keys are not in canonical (sorted, unique) order")
-        previous = packed
-        result[k] = v
-    return result
-
-
 def _ext_hook(code: int, data: bytes) -> int:
-    if code not in (EXT_BIG_POS, EXT_BIG_NEG):
-        raise CodecError(f"unknown msgpack ext type {code}")
-    if not data or data[0] == 0:
-        raise NonCanonical("big integer magnitude is empty or has leading zero bytes")
-    magnitude = int.from_bytes(data, "big")
-    value = magnitude if code == EXT_BIG_POS else -magnitude
-    if -(2**63) <= value < 2**64:
-        raise NonCanonical("big integer fits in 64 bits and must use the native encoding")
-    return value
+    # A non-minimal magnitude (empty, leading zeros, or fitting in 64 bits) decodes to a number whose canonical
+    # encoding is other bytes, so :func:`decode`'s re-encoding check refuses it; trusted records never hold one.
+    if code == EXT_BIG_POS:
+        return int.from_bytes(data, "big")
+    if code == EXT_BIG_NEG:
+        return -int.from_bytes(data, "big")
+    raise CodecError(f"unknown msgpack ext type {code}")
+
+
+def _unpack(data: bytes, **limits: int) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True, ext_hook=_ext_hook, **limits)
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises several undocumented types on garbage (and TypeError on list keys)
+        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc or 'no detail'})") from None
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
     """Decode canonical bytes. Raises :class:`CodecError` (or :class:`NonCanonical`) on anything else."""
+    return decode_with(encode, data, max_bytes=max_bytes)
+
+
+def decode_with(encoder: Callable[[Any], bytes], data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
+    """:func:`decode`, checking the canonical form with ``encoder``, which must be :func:`encode` or a function that
+    returns the same bytes and raises :class:`CodecError` on the same values (``lightning.state.fastcodec``'s
+    ``encode_fast``): then both accept the same bytes, return the same values and raise the same errors.
+
+    The bytes are parsed within the size limits, then re-encoded; only bytes equal to the canonical encoding of
+    their value pass, which also refuses unsorted or repeated map keys, non-minimal integers and big-integer
+    magnitudes, floats, and keys that are not str, bytes or 64-bit integers. The messages are part of the chain's
+    receipts (a transaction that does not decode is recorded with one): changing one changes the state machine."""
     if len(data) > max_bytes:
         raise FrameTooLarge(f"{len(data)} bytes exceed the {max_bytes}-byte limit")
+    value = _unpack(
+        data,
+        max_str_len=max_bytes,
+        max_bin_len=max_bytes,
+        max_array_len=min(max_bytes, MAX_CONTAINER_ITEMS),
+        max_map_len=min(max_bytes, MAX_CONTAINER_ITEMS),
+        max_ext_len=MAX_BIG_BYTES,
+    )
     try:
-        value = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-            object_pairs_hook=_pairs_hook,
-            max_str_len=max_bytes,
-            max_bin_len=max_bytes,
-            max_array_len=min(max_bytes, MAX_CONTAINER_ITEMS),
-            max_map_len=min(max_bytes, MAX_CONTAINER_ITEMS),
-            max_ext_len=MAX_BIG_BYTES,
-            ext_hook=_ext_hook,
-        )
-    except CodecError:
-        raise
-    except Exception as exc:  # msgpack raises several undocumented types on garbage
-        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc or 'no detail'})") from None
-    try:
-        again = encode(value)
+        again = encoder(value)
     except CodecError as exc:
         raise NonCanonical(f"value is not canonical: {exc}") from None
+    except TypeError as exc:  # defensive: no value msgpack returns makes either encoder raise it
+        raise CodecError(f"map key not allowed ({exc})") from None
     if again != data:
         raise NonCanonical("bytes are not the canonical encoding of their value")
     return value
@@ -168,12 +166,7 @@ def decode_trusted(data: bytes) -> Any:
 
     Only for data that never came from a peer: it skips the re-encoding that :func:`decode` does to reject
     non-canonical input, which costs as much as the decoding itself. Raises :class:`CodecError` on garbage."""
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
-    except CodecError:
-        raise
-    except Exception as exc:  # disk corruption
-        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc or 'no detail'})") from None
+    return _unpack(data)
 
 
 def frame(payload: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> bytes:

@@ -2,11 +2,11 @@
 
 * :func:`encode_fast` is ``codec.encode`` without its generic machinery: maps are written key by key in canonical
   order (by encoded key), scalars by a per-thread msgpack packer, big integers as the codec's ext types.
-* :func:`decode_strict` is ``codec.decode`` (canonical bytes only) using :func:`encode_fast` for the re-encoding
-  check: it is used on transactions, which arrive from anyone.
-* :func:`decode_trusted` decodes bytes this node wrote itself (state rows) without the re-encoding check.
+* :func:`decode_strict` is ``codec.decode`` (canonical bytes only) with :func:`encode_fast` for the re-encoding
+  check (``codec.decode_with``): it is used on transactions, which arrive from anyone.
 
-``tests/unit/state/test_state_fastcodec.py`` checks all three against the codec on generated values.
+State rows, which this node wrote itself, decode with ``codec.decode_trusted``.
+``tests/unit/state/test_state_fastcodec.py`` checks both against the codec on generated values and random bytes.
 """
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ from typing import Any
 
 import msgpack
 
-from lightning.codec import MAX_BIG_BYTES, MAX_DEPTH, MAX_FRAME_BYTES, CodecError, FrameTooLarge, NonCanonical
+from lightning.codec import (
+    EXT_BIG_NEG,
+    EXT_BIG_POS,
+    MAX_BIG_BYTES,
+    MAX_DEPTH,
+    MAX_FRAME_BYTES,
+    CodecError,
+    decode_with,
+)
 
-__all__ = ["decode_strict", "decode_trusted", "encode_fast"]
+__all__ = ["decode_strict", "encode_fast"]
 
-_EXT_BIG_POS = 1
-_EXT_BIG_NEG = 2
 _FIXEXT = {1: b"\xd4", 2: b"\xd5", 4: b"\xd6", 8: b"\xd7", 16: b"\xd8"}
 _local = threading.local()  # a msgpack Packer is not thread-safe: one per thread
 _KEYS: dict[Any, bytes] = {}
@@ -40,7 +46,7 @@ def _big(v: int) -> bytes:
     size = (magnitude.bit_length() + 7) // 8
     if size > MAX_BIG_BYTES:
         raise CodecError(f"integer of {size} bytes exceeds the {MAX_BIG_BYTES}-byte limit")
-    code = bytes((_EXT_BIG_POS if v > 0 else _EXT_BIG_NEG,))
+    code = bytes((EXT_BIG_POS if v > 0 else EXT_BIG_NEG,))
     data = magnitude.to_bytes(size, "big")
     head = _FIXEXT.get(size)
     return (head + code if head is not None else b"\xc7" + bytes((size,)) + code) + data
@@ -105,50 +111,8 @@ def encode_fast(value: Any) -> bytes:
     return _enc(value, _packer(), 0)
 
 
-def _ext_hook(code: int, data: bytes) -> int:
-    if code == _EXT_BIG_POS:
-        return int.from_bytes(data, "big")
-    if code == _EXT_BIG_NEG:
-        return -int.from_bytes(data, "big")
-    raise CodecError(f"unknown msgpack ext type {code}")
-
-
-def _unpack(raw: bytes, max_bytes: int) -> Any:
-    try:
-        return msgpack.unpackb(
-            raw,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-            ext_hook=_ext_hook,
-            max_str_len=max_bytes,
-            max_bin_len=max_bytes,
-            max_array_len=max_bytes,
-            max_map_len=max_bytes,
-            max_ext_len=MAX_BIG_BYTES,
-        )
-    except CodecError:
-        raise
-    except Exception as exc:  # msgpack raises several undocumented types on garbage
-        raise CodecError(f"malformed msgpack ({type(exc).__name__}: {exc or 'no detail'})") from None
-
-
-def decode_trusted(raw: bytes) -> Any:
-    """Decode canonical bytes written by this node. Raises :class:`CodecError` on bytes that do not decode."""
-    return _unpack(raw, MAX_FRAME_BYTES)
-
-
 def decode_strict(raw: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
-    """Exactly ``codec.decode``: only the canonical encoding of a value is accepted. Raises :class:`CodecError`."""
-    if len(raw) > max_bytes:
-        raise FrameTooLarge(f"{len(raw)} bytes exceed the {max_bytes}-byte limit")
-    value = _unpack(raw, max_bytes)
-    try:
-        again = encode_fast(value)
-    except CodecError as exc:
-        raise NonCanonical(f"value is not canonical: {exc}") from None
-    except TypeError as exc:  # an unhashable map key (a list or map) from the peer
-        raise CodecError(f"map key not allowed ({exc})") from None
-    if again != raw:
-        raise NonCanonical("bytes are not the canonical encoding of their value")
-    return value
+    """``codec.decode`` re-encoding with :func:`encode_fast`: the same parsing, limits and messages, so it accepts,
+    returns and refuses exactly what the codec does (while ``encode_fast`` equals ``codec.encode``). Raises
+    :class:`CodecError`."""
+    return decode_with(encode_fast, raw, max_bytes=max_bytes)

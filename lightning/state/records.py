@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from lightning.codec import encode
+from lightning.codec import decode_trusted, encode
 from lightning.errors import LightningError
 from lightning.ids import AccountId, NodeId
 from lightning.state.errors import StateError
-from lightning.state.fastcodec import decode_trusted, encode_fast
+from lightning.state.fastcodec import encode_fast
 
 __all__ = [
     "KV",
