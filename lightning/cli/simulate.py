@@ -72,7 +72,8 @@ def network(
     node_logs: Annotated[bool, typer.Option("--node-logs", help="Show the nodes' warnings too.")] = False,
 ) -> None:
     """Run whole nodes over the simulated network for seeds SEED .. SEED+SEEDS-1, with a seeded schedule of faults
-    and clients, checking the invariants of docs/simulation.md. Exits 1 at the first seed that breaks one."""
+    and clients, checking the invariants of docs/simulation.md. Prints every failing seed with the command that
+    replays it; exits 1 if any failed."""
     from lightning.sim.run import simulate
     from lightning.sim.scenario import FAULT_KINDS, plan
 
@@ -88,6 +89,7 @@ def network(
     if unknown:
         raise typer.BadParameter(f"unknown faults {unknown}; known: {','.join(FAULT_KINDS)}", param_hint="--faults")
     wall = sim = 0.0
+    failed: list[int] = []
     for s in range(seed, seed + seeds):
         scenario = plan(s, nodes=nodes, committee=committee, seconds=seconds, kinds=kinds)
         result = simulate(scenario, resume_bound_s=resume_bound_s)
@@ -99,6 +101,11 @@ def network(
             f" / {result.fetches_failed} failed  txs {result.txs_committed}/{result.txs_accepted} committed"
             f"  {result.sim_seconds:.0f} s simulated in {result.wall_seconds:.1f} s"
             + (f"  corrupted chunks sent {result.corrupted_chunks}" if scenario.byzantine else "")
+            + (
+                f"  TTFB p50 {result.ttfb_ms_p50:.0f} ms, TTLB p50 {result.ttlb_ms_p50:.0f} ms"
+                if result.fetches_ok
+                else ""
+            )
         )
         typer.echo(line)
         if not result.ok:
@@ -109,7 +116,10 @@ def network(
                 f" --seconds {seconds:g} --seeds 1 --seed {s} --faults {','.join(kinds) or 'none'}"
                 f" --resume-bound {resume_bound_s:g}"
             )
-            raise typer.Exit(1)
+            failed.append(s)
+    if failed:
+        typer.echo(f"FAILED: {len(failed)} of {seeds} seeds broke an invariant: {', '.join(map(str, failed))}")
+        raise typer.Exit(1)
     typer.echo(
         f"ok: {seeds} seeds, {nodes} nodes, committee {committee}; {sim / max(wall, 1e-9):.1f} simulated s per s"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,16 @@ class RunResult:
     txs_refused: int = 0
     txs_committed: int = 0
     corrupted_chunks: int = 0  # chunks of content the Byzantine nodes sent peers corrupted
+    ttfb_ms: list[float] = field(default_factory=list)  # per successful fetch, simulated time to the first byte
+    ttlb_ms: list[float] = field(default_factory=list)  # ... and to the last byte
+
+    @property
+    def ttfb_ms_p50(self) -> float:
+        return statistics.median(self.ttfb_ms) if self.ttfb_ms else 0.0
+
+    @property
+    def ttlb_ms_p50(self) -> float:
+        return statistics.median(self.ttlb_ms) if self.ttlb_ms else 0.0
 
 
 def simulate(scenario: Scenario, *, root: Path | None = None, resume_bound_s: float = 30.0) -> RunResult:
@@ -206,8 +217,14 @@ class _Player:
         data = self.objects[root]
         http = MemoryHttp(self.cluster.nursery, node.client.handle)
         with trio.move_on_after(FETCH_TIMEOUT_S):
-            reply = await http.get(f"/services/0/blake3/{root.hex()}")
+            started = trio.current_time()
+            exchange = await http.open("GET", f"/services/0/blake3/{root.hex()}")
+            await exchange.head()
+            first = trio.current_time()
+            reply = await exchange.finish()
             if reply.status == 200 and reply.complete:
+                self.result.ttfb_ms.append((first - started) * 1000)
+                self.result.ttlb_ms.append((trio.current_time() - started) * 1000)
                 ok = reply.body == data and root_of_bytes(reply.body) == root
                 self.invariants.on_served(member.node_id, root.hex()[:16], ok, len(reply.body), "whole body")
                 self.result.fetches_ok += 1
