@@ -16,3 +16,11 @@ class LocalProtocolError(LightningError):
 
 class RemoteProtocolError(LightningError):
     """A peer sent something the protocol forbids."""
+
+
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc``, unwrapping nested exception groups (trio nurseries raise strict groups);
+    ``[exc]`` for an exception that is not a group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in leaf_exceptions(sub)]
+    return [exc]

@@ -45,7 +45,7 @@ from lightning.config import Config
 from lightning.consensus.safety import FileSafetyStore
 from lightning.consensus.service import Consensus
 from lightning.crypto import SigningKey
-from lightning.errors import LightningError
+from lightning.errors import LightningError, leaf_exceptions
 from lightning.fetcher import Fetcher, Pointer
 from lightning.fetcher.ipfs_origin import IpfsGatewayOrigin
 from lightning.fetcher.peer_source import PeerSource
@@ -53,6 +53,7 @@ from lightning.fetcher.resolver import Resolver
 from lightning.fetcher.url_origin import UrlOrigin
 from lightning.genesis import Genesis
 from lightning.home import Home, Keys
+from lightning.hostport import join_host_port
 from lightning.http.endpoint import ClientEndpoint
 from lightning.http.server import HttpMetrics
 from lightning.ids import NodeId
@@ -416,7 +417,11 @@ class Node:
                     scopes.append((name, scope, finished))
                 ports: dict[str, Any] = {"pid": os.getpid(), "node_id": str(self.keys.node_id)}
                 if self.runtime.endpoints:
-                    ports |= {"http": _fmt(bound["http"]), "rpc": _fmt(bound["rpc"]), "quic": _fmt(bound["net"])}
+                    ports |= {  # (host, port) of each bound socket; an IPv6 sockaddr has two more fields
+                        "http": join_host_port(*bound["http"][:2]),
+                        "rpc": join_host_port(*bound["rpc"][:2]),
+                        "quic": join_host_port(*bound["net"][:2]),
+                    }
                     self.home.write_ports(ports)
                 self._ready = True
                 self.metrics.ready.set(1)
@@ -446,11 +451,6 @@ class Node:
                 self.home.clear_ports()
 
 
-def _fmt(addr: tuple[str, int]) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 async def _supervise(
     name: str,
     fn: RunFn,
@@ -465,7 +465,7 @@ async def _supervise(
         if scope.cancelled_caught:
             return  # stopped on purpose, in order
     except Exception as exc:  # includes ExceptionGroups from the component's own nurseries
-        leaves = _leaves(exc)
+        leaves = leaf_exceptions(exc)
         for leaf in leaves:
             if isinstance(leaf, ComponentCrashed):
                 raise leaf from None
@@ -477,9 +477,3 @@ async def _supervise(
     finally:
         finished.set()
     raise ComponentCrashed(name, None)
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]

@@ -25,7 +25,7 @@ from lightning.cli.dev import dev_app
 from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
 from lightning.cli.simulate import simulate_app as _simulate_app  # noqa: F401  (registers `lightning dev simulate`)
 from lightning.config import Config, ConfigError, dump_toml, load_config
-from lightning.errors import LightningError
+from lightning.errors import LightningError, leaf_exceptions
 from lightning.genesis import load_genesis
 from lightning.home import Home, HomeError, Keys, default_home
 from lightning.logs import setup_logging
@@ -323,12 +323,6 @@ def rpc_call(url: str, method: str, params: Any = None, *, timeout_s: float = 10
     return answer["result"]
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
-    return [exc]
-
-
 def _fail(message: str, code: int = 1) -> NoReturn:
     print(f"lightning: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -376,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
-        leaves = _leaves(exc)
+        leaves = leaf_exceptions(exc)
         known = [e for e in leaves if isinstance(e, LightningError)]
         if G.verbose:
             traceback.print_exception(exc)

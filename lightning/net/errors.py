@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from lightning.errors import LightningError, RemoteProtocolError
+from lightning.errors import LightningError, RemoteProtocolError, leaf_exceptions
 
 __all__ = [
     "BadRequest",
@@ -129,13 +129,7 @@ def unwrap_group() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
+        leaves = leaf_exceptions(group)
         if len(leaves) == 1:
             raise leaves[0] from None
         raise
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]

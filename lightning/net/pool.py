@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import trio
 
 from lightning.codec import CodecError, decode, encode, frame
-from lightning.errors import LightningError
+from lightning.errors import LightningError, leaf_exceptions
 from lightning.ids import NodeId
 from lightning.logs import peer_log
 from lightning.net.admission import AddressBook, Admission
@@ -449,8 +449,8 @@ class PeerPool:
                 nursery.start_soon(self._accept_streams, c, nursery)
                 nursery.start_soon(self._idle_timer, c)
         except BaseExceptionGroup as group:
-            errors = [e for e in _leaves(group) if isinstance(e, NetError)]
-            if len(errors) != len(_leaves(group)):
+            errors = [e for e in leaf_exceptions(group) if isinstance(e, NetError)]
+            if len(errors) != len(leaf_exceptions(group)):
                 raise
             self._connection_failed(conn, dial, errors[0])
         except NetError as exc:
@@ -658,9 +658,3 @@ class PeerPool:
         with trio.move_on_after(self.config.request_timeout_s):
             while await reader.read_some():
                 pass
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]
