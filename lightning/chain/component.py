@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from lightning.chain.config import StateConfig
 from lightning.chain.hooks import EpochChange, EpochHooks
 from lightning.genesis import Genesis
+from lightning.hostport import join_host_port
 from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Receipt
@@ -247,5 +248,4 @@ class State:
         node = self.node(node_id)
         if node is None or node.ports.rpc == 0:
             return None
-        host = f"[{node.host}]" if ":" in node.host else node.host
-        return f"http://{host}:{node.ports.rpc}/rpc/v0"
+        return f"http://{join_host_port(node.host, node.ports.rpc)}/rpc/v0"

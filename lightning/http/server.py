@@ -53,6 +53,7 @@ import prometheus_client
 import trio
 
 from lightning.errors import LightningError
+from lightning.hostport import join_host_port
 from lightning.http.config import HttpLimits
 
 __all__ = [
@@ -671,12 +672,8 @@ async def serve_connection(
         await trio.aclose_forcefully(stream)
 
 
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _bind_error(name: str, host: str, port: int, exc: OSError) -> HttpBindError:
-    where = _format_address(host, port)
+    where = join_host_port(host, port)
     if exc.errno == errno.EADDRINUSE:
         why = "the port is already in use (another node or program?); stop it or configure another port"
     elif exc.errno == errno.EADDRNOTAVAIL:
@@ -761,7 +758,7 @@ async def serve_http(
         async with trio.open_nursery() as nursery:
             for listener in listeners:
                 nursery.start_soon(accept_loop, listener, nursery)
-            logger.debug("%s: listening on %s", name, _format_address(*bound))
+            logger.debug("%s: listening on %s", name, join_host_port(*bound))
             task_status.started(bound)
     finally:
         for listener in listeners:
