@@ -457,10 +457,15 @@ class BlockStore:
         return b"".join(self.read_range(root))
 
     # -- recency, pinning, deletion, GC -------------------------------------------------------------------------
-    def _touch(self, txn: lmdb.Transaction, root: bytes) -> None:
+    def _forget_use(self, txn: lmdb.Transaction, root: bytes) -> None:
+        """Drop a root's recency rows (``lru`` and its ``lru_order`` entry), if it has them."""
         old = txn.get(root, db=self._lru)
         if old is not None:
             txn.delete(bytes(old) + root, db=self._lru_order)
+            txn.delete(root, db=self._lru)
+
+    def _touch(self, txn: lmdb.Transaction, root: bytes) -> None:
+        self._forget_use(txn, root)
         tick = _u64(self._meta_add(txn, b"tick", 1))
         txn.put(root, tick, db=self._lru)
         txn.put(tick + root, b"", db=self._lru_order)
@@ -481,10 +486,7 @@ class BlockStore:
         txn.put(root, encode({"len": info.length, "hashes": info.hashes, "pinned": pinned}), db=self._objects)
         self._meta_add(txn, b"pinned", 1 if pinned else -1)
         if pinned:
-            old = txn.get(root, db=self._lru)
-            if old is not None:
-                txn.delete(bytes(old) + root, db=self._lru_order)
-                txn.delete(root, db=self._lru)
+            self._forget_use(txn, root)
         else:
             self._touch(txn, root)
 
@@ -499,10 +501,7 @@ class BlockStore:
         for i in range(info.block_count):
             self._decref(txn, info.block_hash(i))
         txn.delete(root, db=self._objects)
-        old = txn.get(root, db=self._lru)
-        if old is not None:
-            txn.delete(bytes(old) + root, db=self._lru_order)
-            txn.delete(root, db=self._lru)
+        self._forget_use(txn, root)
         self._meta_add(txn, b"objects", -1)
         if info.pinned:
             self._meta_add(txn, b"pinned", -1)
