@@ -49,7 +49,12 @@ class FetchError(LightningError):
 
 
 class NotFound(FetchError):
-    """No source has the content."""
+    """No source has the content. ``disabled``: the one kind of source that could have it is turned off in this
+    node's config (``origin_url.enabled``), so asking again will not help."""
+
+    def __init__(self, message: str, *, disabled: bool = False) -> None:
+        super().__init__(message)
+        self.disabled = disabled
 
 
 class OriginFailed(FetchError):

@@ -98,7 +98,7 @@ class UrlOrigin:
 
     async def fetch(self, pointer: Pointer, sink: Sink) -> None:
         if not self.config.enabled:
-            raise NotFound("URL origins are disabled on this node (origin_url.enabled)")
+            raise NotFound("URL origins are disabled on this node (origin_url.enabled)", disabled=True)
         integrity = Integrity.parse(pointer.path)
         hasher = ALGORITHMS[integrity.algorithm]()
         body = bytearray()

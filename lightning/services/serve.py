@@ -156,17 +156,11 @@ class ObjectServer:
     def _small_response(
         self, request: Request, target: Target, body: bytes, headers: list[tuple[str, str]], started: float
     ) -> Response:
-        try:
-            byte_range = parse_range(request.header("range"), len(body))
-        except Unsatisfiable:
-            return Response(status=416, headers=[*headers, ("content-range", f"bytes */{len(body)}")])
-        status = 200
-        if byte_range is not None:
-            status = 206
-            headers.append(("content-range", f"bytes {byte_range[0]}-{byte_range[1] - 1}/{len(body)}"))
-            body_part = body[byte_range[0] : byte_range[1]]
-        else:
-            body_part = body
+        selected = _select_range(request, len(body), headers)
+        if isinstance(selected, Response):
+            return selected
+        status, start, end = selected
+        body_part = body[start:end]
         _set_type(headers, content_type(target.name, body[:512]))
         self._observe("local", started, started, len(body_part))
         return Response(status=status, headers=headers, body=body_part)
@@ -174,15 +168,10 @@ class ObjectServer:
     def _local(
         self, request: Request, target: Target, info: ObjectInfo, headers: list[tuple[str, str]], started: float
     ) -> Response:
-        try:
-            byte_range = parse_range(request.header("range"), info.length)
-        except Unsatisfiable:
-            return Response(status=416, headers=[*headers, ("content-range", f"bytes */{info.length}")])
-        start, end = byte_range if byte_range is not None else (0, info.length)
-        status = 200
-        if byte_range is not None:
-            status = 206
-            headers.append(("content-range", f"bytes {start}-{end - 1}/{info.length}"))
+        selected = _select_range(request, info.length, headers)
+        if isinstance(selected, Response):
+            return selected
+        status, start, end = selected
         if _wants_verified(request):
             return self._verified(request, info, start, end, headers, started)
         store = self._bs.store
@@ -229,11 +218,10 @@ class ObjectServer:
         total = await spool.wait_total_len()
         if total is None:
             return _error_response(target, spool.error)
-        try:
-            byte_range = parse_range(request.header("range"), total)
-        except Unsatisfiable:
-            return Response(status=416, headers=[*headers, ("content-range", f"bytes */{total}")])
-        start, end = byte_range if byte_range is not None else (0, total)
+        selected = _select_range(request, total, headers)
+        if isinstance(selected, Response):
+            return selected
+        status, start, end = selected
         try:
             rid = spool.open_reader(start)
         except Rewound:  # joined late: the bytes went by; the object is complete in moments
@@ -245,10 +233,6 @@ class ObjectServer:
             spool.close_reader(rid)
             return _error_response(target, exc.__cause__)
         source = download.source or "origin"
-        status = 200
-        if byte_range is not None:
-            status = 206
-            headers.append(("content-range", f"bytes {start}-{end - 1}/{total}"))
         name = target.name or download.name or None
         _set_type(headers, content_type(name, first if start == 0 else b""))
 
@@ -299,6 +283,20 @@ class ObjectServer:
 ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml")
 
 
+def _select_range(request: Request, length: int, headers: list[tuple[str, str]]) -> tuple[int, int, int] | Response:
+    """What the request's ``Range`` selects of ``length`` bytes: ``(200, 0, length)``, or ``(206, start, end)`` with
+    its Content-Range added to ``headers``; or the 416 answer to a range that lies outside the object."""
+    try:
+        byte_range = parse_range(request.header("range"), length)
+    except Unsatisfiable:
+        return Response(status=416, headers=[*headers, ("content-range", f"bytes */{length}")])
+    if byte_range is None:
+        return 200, 0, length
+    start, end = byte_range
+    headers.append(("content-range", f"bytes {start}-{end - 1}/{length}"))
+    return 206, start, end
+
+
 def _set_type(headers: list[tuple[str, str]], ctype: str) -> None:
     """Content-Type, and for types a browser would run (HTML, SVG, XML) a sandbox: stored content must not script
     the node's origin."""
@@ -309,7 +307,7 @@ def _set_type(headers: list[tuple[str, str]], ctype: str) -> None:
 
 def _error_response(target: Target, error: BaseException | None) -> Response:
     if target.pointer.kind == "url":  # say no more than needed: the details would map the node's network
-        if isinstance(error, NotFound) and "disabled" in str(error):
+        if isinstance(error, NotFound) and error.disabled:
             return Response.text("URL origins are disabled on this node\n", status=404)
         status = 404 if isinstance(error, NotFound) else 504 if isinstance(error, OriginTimeout) else 502
         return Response.text(f"the origin failed or its body did not match the integrity hash ({status})\n", status)
