@@ -15,8 +15,7 @@ from lightning.blockstore.writer import VerificationFailed
 from lightning.fetcher.fetcher import NotFound, OriginFailed, Pointer, Sink
 from lightning.ids import NodeId
 from lightning.net.content import ContentClient
-from lightning.net.errors import NetError, PeerProtocolError
-from lightning.net.errors import NotFound as PeerNotFound
+from lightning.net.errors import NetError, NotHere, PeerProtocolError
 
 __all__ = ["PeerSource"]
 
@@ -55,7 +54,7 @@ class PeerSource:
                 if sink.written:
                     raise OriginFailed(f"peer {peer.short()}: {exc}") from None
                 failures.append(f"{peer.short()}: {exc}")
-            except PeerNotFound:
+            except NotHere:
                 failures.append(f"{peer.short()}: not there")
             except NetError as exc:
                 if sink.written:

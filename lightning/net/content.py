@@ -36,7 +36,7 @@ from lightning.net.errors import (
     BadRequest,
     InternalError,
     NetError,
-    NotFound,
+    NotHere,
     PeerProtocolError,
     TooManyRequests,
 )
@@ -84,7 +84,7 @@ class ContentServer:
             raise TooManyRequests(f"serving {self.active} transfers already")
         info = self._bs.info(root)
         if info is None:
-            raise NotFound(f"no object {root.hex()}")
+            raise NotHere(f"no object {root.hex()}")
         if byte_range is None:
             start, end = 0, info.block_count
         else:

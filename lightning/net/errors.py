@@ -20,7 +20,7 @@ __all__ = [
     "HandshakeFailed",
     "InternalError",
     "NetError",
-    "NotFound",
+    "NotHere",
     "PeerProtocolError",
     "PeerUnavailable",
     "Rejected",
@@ -53,7 +53,7 @@ class TooManyRequests(Rejected):
     code = "too_many_requests"
 
 
-class NotFound(Rejected):
+class NotHere(Rejected):
     """The peer does not have what was asked for."""
 
     code = "not_found"
@@ -78,7 +78,7 @@ class InternalError(Rejected):
 
 
 _REJECTIONS: dict[str, type[Rejected]] = {
-    cls.code: cls for cls in (TooManyRequests, NotFound, Unauthorized, BadRequest, InternalError)
+    cls.code: cls for cls in (TooManyRequests, NotHere, Unauthorized, BadRequest, InternalError)
 }
 
 

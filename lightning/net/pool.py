@@ -50,7 +50,7 @@ from lightning.net.errors import (
     HandshakeFailed,
     InternalError,
     NetError,
-    NotFound,
+    NotHere,
     PeerProtocolError,
     PeerUnavailable,
     Rejected,
@@ -202,7 +202,7 @@ class PeerPool:
         self._message_handlers[scope] = handler
 
     def on_request(self, scope: Scope, handler: RequestHandler) -> None:
-        """``reply = await handler(peer, msg)``; raise a Rejected (NotFound, TooManyRequests …) to refuse."""
+        """``reply = await handler(peer, msg)``; raise a Rejected (NotHere, TooManyRequests …) to refuse."""
         self._request_handlers[scope] = handler
 
     def on_stream(self, scope: Scope, handler: StreamHandler) -> None:
@@ -595,9 +595,9 @@ class PeerPool:
         elif p.inbound >= self.config.max_requests_per_peer:
             refusal = TooManyRequests(f"at most {self.config.max_requests_per_peer} requests at once")
         elif kind is StreamKind.REQUEST and scope not in self._request_handlers:
-            refusal = NotFound(f"no {scope.name.lower()} request handler")
+            refusal = NotHere(f"no {scope.name.lower()} request handler")
         elif kind is StreamKind.STREAM and scope not in self._stream_handlers:
-            refusal = NotFound(f"no {scope.name.lower()} stream handler")
+            refusal = NotHere(f"no {scope.name.lower()} stream handler")
         if refusal is not None:
             self.metrics.rejection(refusal.code)
             await stream.send(encode_error(refusal), end=True)

@@ -22,7 +22,7 @@ from lightning.codec import frame
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net import (
-    NotFound,
+    NotHere,
     OpenAdmission,
     QuicPool,
     ReplyWriter,
@@ -219,7 +219,7 @@ async def test_send_backpressure_bounds_the_buffer() -> None:
         a.add_address(peer, ("127.0.0.1", int(port)))
         async with trio.open_nursery() as nursery:
             await nursery.start(a.run)
-            with pytest.raises(NotFound):  # connected and authenticated; it has no handlers
+            with pytest.raises(NotHere):  # connected and authenticated; it has no handlers
                 await a.request(peer, Scope.SYNC, 1)
             stream = a._peers[peer].conns[0].conn.open_stream()
             assert isinstance(stream, QuicStreamIO)

@@ -21,7 +21,7 @@ from lightning.devnet import make_cluster
 from lightning.ids import NodeId
 from lightning.net import QuicPool, ReplyWriter, Scope, StaticAdmission
 from lightning.net.config import NetConfig
-from lightning.net.errors import NotFound
+from lightning.net.errors import NotHere
 from tests.integration.gateway_thread import running_gateway
 from tests.integration.harness import http_get, run_cli
 from tests.ipfs_fixtures import fixtures
@@ -112,7 +112,7 @@ class _InProcessPeer:
     async def _serve(self, peer: NodeId, msg: Any, out: ReplyWriter) -> None:
         root = msg["root"]
         if root not in self.objects:
-            raise NotFound("not here")
+            raise NotHere("not here")
         data = self.objects[root]
         blocks = [bytes(b) for b in split_blocks(data)]
         tree = tree_from_block_hashes([hash_block(b) for b in blocks], len(data))
@@ -151,7 +151,7 @@ async def test_a_corrupting_peer_is_penalised_and_another_peer_serves(spawn: Any
             try:
                 async with peer.pool.open_stream(d_id, Scope.BLOCKS, {"root": b"\x00" * 32}):
                     raise AssertionError("D has no such object")
-            except NotFound:
+            except NotHere:
                 pass  # D answered: we are connected
 
         def get(root: bytes) -> tuple[int, bytes]:

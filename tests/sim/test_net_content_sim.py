@@ -17,7 +17,7 @@ from lightning.blockstore.component import Blockstore
 from lightning.blockstore.config import BlockstoreConfig
 from lightning.blockstore.verify import HEADER_SIZE
 from lightning.ids import NodeId
-from lightning.net import BadRequest, NotFound, ReplyWriter, TooManyRequests
+from lightning.net import BadRequest, NotHere, ReplyWriter, TooManyRequests
 from lightning.net.config import NetConfig
 from lightning.net.content import ContentClient, ContentServer, FetchFailed
 from lightning.net.sim import Link, SimNetwork, SimPool
@@ -118,7 +118,7 @@ async def test_not_found_and_unknown_peers(autojump_clock: trio.testing.MockCloc
         assert "no object" in str(info.value) and "no authenticated connection" in str(info.value)
         with pytest.raises(FetchFailed, match="no peers"):
             await b.fetcher.fetch(bytes(32), [])
-        with pytest.raises(NotFound):
+        with pytest.raises(NotHere):
             async with b.pool.open_stream(a.pool.node_id, Scope.BLOCKS, {"root": bytes(32)}):
                 pass
 

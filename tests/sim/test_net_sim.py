@@ -22,7 +22,7 @@ from lightning.net import (
     ConnectionLost,
     InternalError,
     NetError,
-    NotFound,
+    NotHere,
     PeerProtocolError,
     PeerUnavailable,
     ReplyWriter,
@@ -92,7 +92,7 @@ async def test_request_messages_and_stream(autojump_clock: trio.testing.MockCloc
         assert inbox.items == [{"n": i} for i in range(50)] and set(inbox.peers) == {a.node_id}
         assert a.peers() == [b.node_id] and b.peers() == [a.node_id]
         assert a.statistics().connections == b.statistics().connections == 1
-        with pytest.raises(NotFound, match="no consensus request handler"):
+        with pytest.raises(NotHere, match="no consensus request handler"):
             await a.request(b.node_id, Scope.CONSENSUS, 1)
 
 
@@ -386,7 +386,7 @@ async def test_handler_failures_are_typed(autojump_clock: trio.testing.MockClock
 
         async def handler(peer: NodeId, msg: Any) -> Any:
             if msg == "missing":
-                raise NotFound("no such thing")
+                raise NotHere("no such thing")
             if msg == "bug":
                 raise ValueError("oops")
             if msg == "unencodable":
@@ -394,7 +394,7 @@ async def test_handler_failures_are_typed(autojump_clock: trio.testing.MockClock
             return msg
 
         b.on_request(Scope.SYNC, handler)
-        with pytest.raises(NotFound, match="no such thing"):
+        with pytest.raises(NotHere, match="no such thing"):
             await a.request(b.node_id, Scope.SYNC, "missing")
         with pytest.raises(InternalError):
             await a.request(b.node_id, Scope.SYNC, "bug")

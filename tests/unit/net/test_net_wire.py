@@ -8,7 +8,7 @@ from lightning.codec import FrameTooLarge, encode, frame
 from lightning.net.errors import (
     BadRequest,
     InternalError,
-    NotFound,
+    NotHere,
     PeerProtocolError,
     Rejected,
     TooManyRequests,
@@ -50,7 +50,7 @@ def test_ok_reply_round_trip():
         encode_ok(b"x" * 2000, max_bytes=1024)
 
 
-@pytest.mark.parametrize("cls", [TooManyRequests, NotFound, Unauthorized, BadRequest, InternalError])
+@pytest.mark.parametrize("cls", [TooManyRequests, NotHere, Unauthorized, BadRequest, InternalError])
 def test_rejections_travel_typed(cls: type[Rejected]):
     data = encode_error(cls("details here"))
     with pytest.raises(cls, match="details here"):
