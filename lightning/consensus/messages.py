@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from lightning.codec import encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
@@ -211,21 +211,29 @@ class Proposal:
 
 
 @dataclass(frozen=True)
-class Vote:
+class _BlockVote:
+    """A member's signature on (epoch, view, height, block hash). The two kinds, :class:`Vote` and
+    :class:`CommitVote`, differ only in their wire tag, signing domain and signed bytes."""
+
     view: int
     height: int
     block_hash: bytes
     sig: bytes
 
+    KIND: ClassVar[str]
+    DOMAIN: ClassVar[Domain]
+
+    @staticmethod
+    def signed_bytes(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+        raise NotImplementedError
+
     @classmethod
-    def sign(cls, key: SigningKey, epoch: int, view: int, height: int, block_hash: bytes) -> Vote:
-        return cls(
-            view, height, block_hash, key.sign(Domain.CONSENSUS_VOTE, vote_message(epoch, view, height, block_hash))
-        )
+    def sign(cls, key: SigningKey, epoch: int, view: int, height: int, block_hash: bytes) -> Self:
+        return cls(view, height, block_hash, key.sign(cls.DOMAIN, cls.signed_bytes(epoch, view, height, block_hash)))
 
     def to_wire(self, epoch: int) -> dict[str, Any]:
         return {
-            "t": "vote",
+            "t": self.KIND,
             "epoch": epoch,
             "view": self.view,
             "height": self.height,
@@ -234,35 +242,32 @@ class Vote:
         }
 
     def valid(self, epoch: int, key: bytes) -> bool:
-        msg = vote_message(epoch, self.view, self.height, self.block_hash)
-        return verify_signature(key, Domain.CONSENSUS_VOTE, msg, self.sig)
+        msg = self.signed_bytes(epoch, self.view, self.height, self.block_hash)
+        return verify_signature(key, self.DOMAIN, msg, self.sig)
 
 
 @dataclass(frozen=True)
-class CommitVote:
-    view: int
-    height: int
-    block_hash: bytes
-    sig: bytes
+class Vote(_BlockVote):
+    """A prepare vote; 2f+1 of them for one (view, height, block) are a :class:`QC`."""
 
-    @classmethod
-    def sign(cls, key: SigningKey, epoch: int, view: int, height: int, block_hash: bytes) -> CommitVote:
-        msg = commit_message(block_hash, height, epoch, view)
-        return cls(view, height, block_hash, key.sign(Domain.BLOCK_COMMIT, msg))
+    KIND = "vote"
+    DOMAIN = Domain.CONSENSUS_VOTE
 
-    def to_wire(self, epoch: int) -> dict[str, Any]:
-        return {
-            "t": "commit",
-            "epoch": epoch,
-            "view": self.view,
-            "height": self.height,
-            "block": self.block_hash,
-            "sig": self.sig,
-        }
+    @staticmethod
+    def signed_bytes(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+        return vote_message(epoch, view, height, block_hash)
 
-    def valid(self, epoch: int, key: bytes) -> bool:
-        msg = commit_message(self.block_hash, self.height, epoch, self.view)
-        return verify_signature(key, Domain.BLOCK_COMMIT, msg, self.sig)
+
+@dataclass(frozen=True)
+class CommitVote(_BlockVote):
+    """A commit vote; 2f+1 of them are the block's :class:`~lightning.state.block.CommitProof`."""
+
+    KIND = "commit"
+    DOMAIN = Domain.BLOCK_COMMIT
+
+    @staticmethod
+    def signed_bytes(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+        return commit_message(block_hash, height, epoch, view)
 
 
 @dataclass(frozen=True)
@@ -320,7 +325,5 @@ def decode_message(v: Any, n: int) -> tuple[int, Message]:
     if kind == "timeout":
         qc = None if v["qc"] is None else QC.from_wire(v["qc"], n)
         return epoch, Timeout(view, height, qc, sig)
-    block_hash = _bytes(v["block"], "block", 32)
-    if kind == "vote":
-        return epoch, Vote(view, height, block_hash, sig)
-    return epoch, CommitVote(view, height, block_hash, sig)
+    vote = Vote if kind == "vote" else CommitVote
+    return epoch, vote(view, height, _bytes(v["block"], "block", 32), sig)
