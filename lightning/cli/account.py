@@ -8,6 +8,7 @@ Each command signs with the home's account key (``--key FILE`` signs with anothe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,7 @@ KeyOpt = Annotated[
     typer.Option("--key", help="Sign with this key file instead of the home's account key.", show_default=False),
 ]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the receipt.")]
+RecipientArg = Annotated[str, typer.Argument(help="Recipient address (64 hex digits).")]
 
 RECEIPT_POLL_MS = 5000
 
@@ -153,38 +155,32 @@ def balance(
     typer.echo(f"nonce:   {info['nonce']}")
 
 
-@account_app.command("transfer")
-def transfer(
-    to: Annotated[str, typer.Argument(help="Recipient address (64 hex digits).")],
-    amount: Annotated[str, typer.Argument(help="FLK amount, e.g. 12.5")],
-    home: HomeOpt = None,
-    rpc: RpcOpt = None,
-    key: KeyOpt = None,
-    timeout: TimeoutOpt = 60.0,
-) -> None:
-    """Transfer FLK to another account."""
-    client = _client(home, rpc)
-    recipient = parse_public_key(to)
-    units = _amount(amount)
-    receipt = _send(client, _signer(client, key), "transfer", timeout, to=recipient.raw, amount=units)
-    _done(f"transferred {_flk(units)} to {recipient.hex}", receipt)
+def _payment(method: str, done: str, example: str, doc: str) -> Callable[..., None]:
+    """``account transfer`` and ``account mint``: the same arguments, signed with ``--key`` or the account key."""
+
+    def command(
+        to: RecipientArg,
+        # a default rather than Annotated: postponed annotations are evaluated where ``example`` is not visible
+        amount: str = typer.Argument(help=f"FLK amount, e.g. {example}"),
+        home: HomeOpt = None,
+        rpc: RpcOpt = None,
+        key: KeyOpt = None,
+        timeout: TimeoutOpt = 60.0,
+    ) -> None:
+        client = _client(home, rpc)
+        recipient = parse_public_key(to)
+        units = _amount(amount)
+        receipt = _send(client, _signer(client, key), method, timeout, to=recipient.raw, amount=units)
+        _done(f"{done} {_flk(units)} to {recipient.hex}", receipt)
+
+    command.__doc__ = doc
+    return command
 
 
-@account_app.command("mint")
-def mint(
-    to: Annotated[str, typer.Argument(help="Recipient address (64 hex digits).")],
-    amount: Annotated[str, typer.Argument(help="FLK amount, e.g. 100")],
-    home: HomeOpt = None,
-    rpc: RpcOpt = None,
-    key: KeyOpt = None,
-    timeout: TimeoutOpt = 60.0,
-) -> None:
-    """Mint FLK from the faucet account (sign with its key: --key faucet.key)."""
-    client = _client(home, rpc)
-    recipient = parse_public_key(to)
-    units = _amount(amount)
-    receipt = _send(client, _signer(client, key), "mint", timeout, to=recipient.raw, amount=units)
-    _done(f"minted {_flk(units)} to {recipient.hex}", receipt)
+account_app.command("transfer")(_payment("transfer", "transferred", "12.5", "Transfer FLK to another account."))
+account_app.command("mint")(
+    _payment("mint", "minted", "100", "Mint FLK from the faucet account (sign with its key: --key faucet.key).")
+)
 
 
 # -- stake ---------------------------------------------------------------------------------------------------------
