@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import trio
 
 from lightning.errors import LocalProtocolError
+from lightning.hostport import join_host_port
 from lightning.net.errors import NetError
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "DatagramTooLarge",
     "UdpSocket",
     "check_size",
-    "format_address",
     "open_udp_socket",
 ]
 
@@ -109,11 +109,6 @@ class DatagramSocket(Protocol):
     def statistics(self) -> DatagramStatistics: ...
 
 
-def format_address(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def check_size(data: bytes) -> None:
     """Raise :class:`DatagramTooLarge` if ``data`` does not fit one datagram."""
     if len(data) > MAX_DATAGRAM_BYTES:
@@ -124,7 +119,7 @@ def check_size(data: bytes) -> None:
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> DatagramBindError:
-    where = format_address((host, port))
+    where = join_host_port(host, port)
     if isinstance(exc, socket.gaierror):
         why = f"cannot resolve the host ({exc.strerror}); check the configured host"
     elif exc.errno == errno.EADDRINUSE:
@@ -183,9 +178,9 @@ class UdpSocket:
             await self._sock.sendto(data, address)
         except OSError as exc:
             if isinstance(exc, socket.gaierror) or exc.errno not in _LOST_ON_SEND:
-                raise DatagramError(f"cannot send a datagram to {format_address(address)}: {exc}") from exc
+                raise DatagramError(f"cannot send a datagram to {join_host_port(*address)}: {exc}") from exc
             self._send_failed += 1
-            logger.debug("datagram to %s lost: %s", format_address(address), exc)
+            logger.debug("datagram to %s lost: %s", join_host_port(*address), exc)
         self._sent += 1
 
     async def receive_from(self) -> tuple[bytes, tuple[str, int]]:
@@ -199,7 +194,7 @@ class UdpSocket:
                     self._dropped_oversize += 1
                     continue
                 if exc.errno not in _IGNORED_ON_RECEIVE:
-                    raise DatagramError(f"datagram socket {format_address(self._local_address)}: {exc}") from exc
+                    raise DatagramError(f"datagram socket {join_host_port(*self._local_address)}: {exc}") from exc
                 continue
             if len(data) > MAX_DATAGRAM_BYTES:
                 self._dropped_oversize += 1
