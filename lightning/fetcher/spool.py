@@ -83,6 +83,10 @@ class Spool:
         rid = self._next_reader
         self._next_reader += 1
         self._readers[rid] = offset
+        # What was kept while nobody read (for a late joiner) now counts against the window only from the slowest
+        # reader on: drop what every reader has passed, and wake a writer waiting for room.
+        self._trim()
+        self._notify()
         return rid
 
     def close_reader(self, rid: int) -> None:

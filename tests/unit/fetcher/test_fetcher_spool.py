@@ -219,12 +219,6 @@ def test_readers_of_any_speed_get_exactly_their_bytes(
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Spool.open_reader does not trim, so bytes kept while nobody read (a read-ahead, or every client "
-    "left) still count against max_bytes once a reader joins at the head: append waits for a reader who waits for "
-    "append — the download stalls for good (the fetcher does not time out a source held back by its clients)",
-)
 async def test_a_reader_joining_at_the_head_does_not_stall_the_download() -> None:
     spool = Spool(max_bytes=1000)
     for k in range(4):

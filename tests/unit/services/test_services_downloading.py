@@ -238,13 +238,6 @@ async def test_a_full_fetch_queue_is_503(autojump_clock: trio.testing.MockClock,
         assert (await node.http.get(f"/services/0/ipfs/{cid}/f2.bin")).body == files["f2.bin"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (lightning/fetcher/spool.py): a download that ran without readers (here: video read-ahead) keeps "
-    "its last window; a client that then asks for the first byte not downloaded yet (a seek) joins at the head, "
-    "open_reader does not trim, and append waits on backpressure for bytes nobody needs — the client never gets "
-    "a status line and every later request of the object merges into the stalled download",
-)
 async def test_a_seek_to_the_head_of_a_read_ahead_download_is_answered(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
