@@ -58,10 +58,11 @@ def parse_url_pointer(text: str) -> Pointer:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadPointer(f"{url!r}: not an http(s) URL")
-    params = urllib.parse.parse_qs(fragment)
+    # Not parse_qs: it reads '+' as a space, and base64 digests carry '+' (a fragment is not a form body).
+    params = dict(part.partition("=")[::2] for part in fragment.split("&") if part)
     if "integrity" not in params:
         raise BadPointer(f"{text!r}: needs #integrity=<sha256|sha384|sha512>-<base64>")
-    integrity = Integrity.parse(params["integrity"][0])
+    integrity = Integrity.parse(urllib.parse.unquote(params["integrity"]))
     return Pointer("url", url, str(integrity))
 
 

@@ -22,7 +22,7 @@ from lightning.fetcher.url_origin import Integrity, UrlOrigin, parse_url_pointer
 from tests.service_node import open_node
 
 BODY = b"lightning"
-SRI = "sha256-" + base64.b64encode(hashlib.sha256(BODY).digest()).decode()  # no "+" in it (see the xfail below)
+SRI = "sha256-" + base64.b64encode(hashlib.sha256(BODY).digest()).decode()
 
 REFUSED = [
     "127.0.0.1",
@@ -118,12 +118,6 @@ def test_url_pointers() -> None:
             parse_url_pointer(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: parse_url_pointer reads the fragment with urllib.parse.parse_qs, which turns '+' into a space, so "
-    "every SRI digest with a '+' in its base64 (about half of them) is refused as 'not base64' — also when the "
-    "client url-encodes the pointer as docs/services.md says (the server decodes %2B to '+' before parsing)",
-)
 async def test_an_integrity_hash_with_a_plus_is_accepted(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
