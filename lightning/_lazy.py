@@ -2,14 +2,14 @@
 (PEP 562), so that importing one sans-IO module of a package never loads the package's trio, QUIC or LMDB parts, and
 no package repeats its modules' export lists.
 
-Usage in a package ``__init__.py``::
+Usage in a package ``__init__.py`` (each module named once: type checkers read the star imports, and at run time
+:func:`lazy_exports` reads the same lines from the package's source)::
 
-    if TYPE_CHECKING:  # type checkers read the same names through star imports of the modules' __all__
+    if TYPE_CHECKING:
         from lightning.net.errors import *  # noqa: F403
         from lightning.net.pool import *  # noqa: F403
-
-    if not TYPE_CHECKING:
-        __getattr__, __dir__ = lazy_exports(__name__, ("errors", "pool"))
+    else:
+        __getattr__, __dir__ = lazy_exports(__name__)
 
 Which module defines a name is read from the modules' literal ``__all__`` lists (parsed, not imported), once, on the
 first lookup; ``__all__`` of the package is their concatenation. A module listed here must define ``__all__`` as a
@@ -41,13 +41,34 @@ def _exports_of(module: str) -> list[str]:
     raise ImportError(f"{module}: a package face re-exports it, so it needs a literal __all__ list")
 
 
-def lazy_exports(package: str, modules: Sequence[str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``modules``: submodule names relative to ``package``. Returns the package's ``__getattr__`` and ``__dir__``."""
+def _star_imports(package: str) -> list[str]:
+    """The submodules a face star-imports under ``if TYPE_CHECKING:``, in order."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"{package}: not found")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), spec.origin)
+    prefix = package + "."
+    return [
+        node.module[len(prefix) :]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module is not None
+        and node.module.startswith(prefix)
+        and [a.name for a in node.names] == ["*"]
+    ]
+
+
+def lazy_exports(
+    package: str, modules: Sequence[str] | None = None
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``modules``: submodule names relative to ``package`` (default: those the face star-imports). Returns the
+    package's ``__getattr__`` and ``__dir__``."""
     where: dict[str, str] = {}
 
     def table() -> dict[str, str]:
         if not where:
-            for module in modules:
+            for module in modules if modules is not None else _star_imports(package):
                 for name in _exports_of(f"{package}.{module}"):
                     if name in where:
                         raise ImportError(f"{package}: {name!r} is exported by both {where[name]} and {module}")

@@ -15,12 +15,4 @@ if TYPE_CHECKING:
     from lightning.blockstore.verify import *  # noqa: F403
     from lightning.blockstore.writer import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "store",
-            "tree",
-            "verify",
-            "writer",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -18,14 +18,4 @@ if TYPE_CHECKING:
     from lightning.broadcast.seen import *  # noqa: F403
     from lightning.broadcast.seen_store import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "component",
-            "core",
-            "message",
-            "rpc",
-            "seen",
-            "seen_store",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -23,20 +23,4 @@ if TYPE_CHECKING:
     from lightning.chain.rpc import *  # noqa: F403
     from lightning.chain.sequencer import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "admission",
-            "component",
-            "errors",
-            "follower",
-            "forward",
-            "hooks",
-            "mempool",
-            "mempool_core",
-            "orderer",
-            "participant",
-            "rpc",
-            "sequencer",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -11,11 +11,4 @@ if TYPE_CHECKING:
     from lightning.consensus.messages import *  # noqa: F403
     from lightning.consensus.safety import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "core",
-            "messages",
-            "safety",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

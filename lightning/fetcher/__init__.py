@@ -8,10 +8,4 @@ if TYPE_CHECKING:
     from lightning.fetcher.fetcher import *  # noqa: F403
     from lightning.fetcher.spool import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "fetcher",
-            "spool",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

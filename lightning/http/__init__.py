@@ -11,7 +11,4 @@ from lightning._lazy import lazy_exports
 if TYPE_CHECKING:
     from lightning.http.server import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        ("server",),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -18,14 +18,4 @@ if TYPE_CHECKING:
     from lightning.ipfs.fetch import *  # noqa: F403
     from lightning.ipfs.unixfs import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "car",
-            "cid",
-            "dagpb",
-            "errors",
-            "fetch",
-            "unixfs",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

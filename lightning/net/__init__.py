@@ -20,16 +20,4 @@ if TYPE_CHECKING:
     from lightning.net.replies import *  # noqa: F403
     from lightning.net.wire import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "admission",
-            "datagram",
-            "errors",
-            "known",
-            "pool",
-            "quic",
-            "replies",
-            "wire",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -8,10 +8,4 @@ if TYPE_CHECKING:
     from lightning.rpc.endpoint import *  # noqa: F403
     from lightning.rpc.jsonrpc import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "endpoint",
-            "jsonrpc",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -9,11 +9,4 @@ if TYPE_CHECKING:
     from lightning.services.serve import *  # noqa: F403
     from lightning.services.video import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "content",
-            "serve",
-            "video",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -14,13 +14,4 @@ if TYPE_CHECKING:
     from lightning.state.store import *  # noqa: F403
     from lightning.state.tx import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "block",
-            "errors",
-            "executor",
-            "store",
-            "tx",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)

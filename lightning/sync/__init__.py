@@ -11,10 +11,4 @@ if TYPE_CHECKING:
     from lightning.sync.blocks import *  # noqa: F403
     from lightning.sync.gossip import *  # noqa: F403
 else:  # at run time a name's module loads on first use
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        (
-            "blocks",
-            "gossip",
-        ),
-    )
+    __getattr__, __dir__ = lazy_exports(__name__)
