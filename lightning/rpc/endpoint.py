@@ -6,12 +6,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import trio
 from prometheus_client import CollectorRegistry
 
-from lightning.http.server import HttpMetrics, Request, Response, serve_http
+from lightning.http.config import HttpLimits
+from lightning.http.endpoint import HttpEndpoint
+from lightning.http.server import HttpMetrics, Request, Response
 from lightning.metrics import CONTENT_TYPE, render
-from lightning.rpc.config import RpcConfig
 from lightning.rpc.jsonrpc import Dispatcher
 
 __all__ = ["RpcEndpoint"]
@@ -21,10 +21,13 @@ logger = logging.getLogger(__name__)
 RPC_PATH = "/rpc/v0"
 
 
-class RpcEndpoint:
+class RpcEndpoint(HttpEndpoint):
+    name = "rpc"
+    path = RPC_PATH
+
     def __init__(
         self,
-        config: RpcConfig,
+        config: HttpLimits,
         *,
         host: str,
         dispatcher: Dispatcher,
@@ -32,30 +35,9 @@ class RpcEndpoint:
         health: Callable[[], dict[str, Any]],
         http_metrics: HttpMetrics | None = None,
     ) -> None:
-        self._config = config
-        self._host = host
+        super().__init__(config, host=host, health=health, http_metrics=http_metrics)
         self._dispatcher = dispatcher
         self._registry = registry
-        self._health = health
-        self._http_metrics = http_metrics
-        self.address: tuple[str, int] | None = None
-
-    async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self.address = await nursery.start(self._serve)
-            logger.info("rpc listening on http://%s:%d%s", self.address[0], self.address[1], RPC_PATH)
-            task_status.started(self.address)
-
-    async def _serve(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve_http(
-            self.handle,
-            self._host,
-            self._config.port,
-            limits=self._config,  # an RpcConfig is the HttpLimits of [rpc] plus the port
-            name="rpc",
-            metrics=self._http_metrics,
-            task_status=task_status,
-        )
 
     async def handle(self, request: Request) -> Response:
         if request.path == RPC_PATH:
@@ -68,6 +50,5 @@ class RpcEndpoint:
         if request.path == "/metrics" and request.method in ("GET", "HEAD"):
             return Response(status=200, headers=[("content-type", CONTENT_TYPE)], body=render(self._registry))
         if request.path == "/health" and request.method in ("GET", "HEAD"):
-            health = self._health()
-            return Response.json(health, status=200 if health.get("status") == "ok" else 503)
+            return self.health_response()
         return Response.text("not found\n", status=404)
