@@ -44,6 +44,7 @@ is heard from, while the message is still retained: a healed partition catches u
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -180,21 +181,8 @@ class CoreStatistics:
     strikes: int = 0
 
 
-@dataclass
-class _Counters:
-    received: dict[str, int] = field(default_factory=dict)  # topic -> valid new messages from peers
-    published: dict[str, int] = field(default_factory=dict)  # topic -> our own
-    payloads_sent: dict[str, int] = field(default_factory=dict)  # topic -> message frames sent
-    duplicate_adverts: int = 0
-    duplicate_payloads: int = 0
-    invalid: dict[str, int] = field(default_factory=dict)  # reason -> messages or frames dropped
-    want_timeouts: int = 0
-    wants_expired: int = 0
-    want_queue_full: int = 0
-    validation_timeouts: int = 0
-    unknown_wants: int = 0
-    ignored_cut_off: int = 0
-    strikes: int = 0
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 # -- state ----------------------------------------------------------------------------------------------------------
@@ -245,7 +233,7 @@ class BroadcastCore:
         self.chain_id = chain_id
         self.known = known
         self.seen = SeenCache(config.seen_cache_entries)
-        self._counters = _Counters()
+        self._stats = CoreStatistics()
         self._max_age_ms = round(config.max_age_s * 1000)
         self._max_skew_ms = round(config.max_skew_s * 1000)
         self._wants: dict[bytes, _Want] = {}
@@ -264,22 +252,18 @@ class BroadcastCore:
         self._seq = itertools.count()
 
     def statistics(self) -> CoreStatistics:
-        c = self._counters
-        return CoreStatistics(
-            received=dict(c.received),
-            published=dict(c.published),
-            payloads_sent=dict(c.payloads_sent),
-            duplicate_adverts=c.duplicate_adverts,
-            duplicate_payloads=c.duplicate_payloads,
-            invalid=dict(c.invalid),
-            want_timeouts=c.want_timeouts,
-            wants_expired=c.wants_expired,
-            want_queue_full=c.want_queue_full,
-            validation_timeouts=c.validation_timeouts,
-            unknown_wants=c.unknown_wants,
-            ignored_cut_off=c.ignored_cut_off,
-            strikes=c.strikes,
+        s = self._stats
+        return dataclasses.replace(
+            s,
+            received=dict(s.received),
+            published=dict(s.published),
+            payloads_sent=dict(s.payloads_sent),
+            invalid=dict(s.invalid),
         )
+
+    def _bump(self, **deltas: int) -> None:
+        s = self._stats
+        self._stats = dataclasses.replace(s, **{k: getattr(s, k) + v for k, v in deltas.items()})
 
     # -- configuration ----------------------------------------------------------------------------------------------
     def set_topology(self, peers: Iterable[NodeId]) -> None:
@@ -340,7 +324,7 @@ class BroadcastCore:
         self.seen.add(d, message.timestamp_ms)
         self._events.append(Persist(d, message.timestamp_ms))
         topic = message.topic.value
-        self._counters.published[topic] = self._counters.published.get(topic, 0) + 1
+        _count(self._stats.published, topic)
         wire = message.to_wire()
         held = _Held(message, wire, 0, None, set(), len(message.payload) + 200)
         if message.to is not None:
@@ -404,19 +388,19 @@ class BroadcastCore:
             if kind == "want":
                 w = self._wants.get(d)
                 if w is not None and w.attempt == token and w.current is not None:
-                    self._counters.want_timeouts += 1
+                    self._bump(want_timeouts=1)
                     w.current = None
                     self._ask(d, w, now)
             elif kind == "want_ttl":
                 w = self._wants.get(d)
                 if w is not None and now >= w.created + WANT_TTL_S:
-                    self._counters.wants_expired += 1
+                    self._bump(wants_expired=1)
                     self._remove_want(d)
             elif kind == "validate":
                 held = self._held.get(d)
                 if held is not None and now >= held.deadline:
                     del self._held[d]
-                    self._counters.validation_timeouts += 1
+                    self._bump(validation_timeouts=1)
                     self._events.append(Dropped("validation_timeout", held.sender))
             elif kind == "retain":
                 expiry = self._retained_expiry.get(d)
@@ -432,7 +416,7 @@ class BroadcastCore:
             self._events.append(Dropped("too_many_peers", peer))
             return
         if self._is_cut(peer, now):
-            self._counters.ignored_cut_off += 1
+            self._bump(ignored_cut_off=1)
             return
         if st.unsent:
             for d in sorted(st.unsent):
@@ -467,7 +451,7 @@ class BroadcastCore:
     def _on_adverts(self, peer: NodeId, st: _Peer, digests: list[bytes], now: float) -> None:
         for d in digests:
             if d in self.seen:
-                self._counters.duplicate_adverts += 1
+                self._bump(duplicate_adverts=1)
                 held = self._retained.get(d) or self._held.get(d)
                 if held is not None:
                     held.known_by.add(peer)
@@ -477,7 +461,7 @@ class BroadcastCore:
             w = self._wants.get(d)
             if w is None:
                 if len(self._wants) >= self.config.want_queue_len:
-                    self._counters.want_queue_full += 1
+                    self._bump(want_queue_full=1)
                     self._events.append(Dropped("want_queue_full", peer))
                     continue
                 if st.tracked >= self.config.want_queue_len // 4:
@@ -497,7 +481,7 @@ class BroadcastCore:
         for d in digests:
             held = self._retained.get(d)
             if held is None:
-                self._counters.unknown_wants += 1  # never advertised to it, or no longer retained
+                self._bump(unknown_wants=1)  # never advertised to it, or no longer retained
                 continue
             if peer in held.sent_to:
                 self._offence(peer, "repeated_want", now)
@@ -506,7 +490,7 @@ class BroadcastCore:
             held.known_by.add(peer)
             self._events.append(SendFrame(peer, {"t": "msg", "m": held.wire, "h": min(held.hops + 1, MAX_HOPS)}))
             topic = held.message.topic.value
-            self._counters.payloads_sent[topic] = self._counters.payloads_sent.get(topic, 0) + 1
+            _count(self._stats.payloads_sent, topic)
 
     def _on_message(self, peer: NodeId, frame: dict[str, Any], now: float, epoch: int, wall_ms: int) -> None:
         hops = frame.get("h", 0)
@@ -517,7 +501,7 @@ class BroadcastCore:
         w = self._wants.get(d)
         if w is None or peer not in w.asked:
             if d in self.seen or d in self._rejected:
-                self._counters.duplicate_payloads += 1  # an answer to a want that timed out, after another arrived
+                self._bump(duplicate_payloads=1)  # an answer to a want that timed out, after another arrived
                 return
             raise InvalidMessage("unsolicited", "a message we did not want from this peer")
         try:
@@ -541,7 +525,7 @@ class BroadcastCore:
         self.seen.add(d, msg.timestamp_ms)
         self._events.append(Persist(d, msg.timestamp_ms))
         topic = msg.topic.value
-        self._counters.received[topic] = self._counters.received.get(topic, 0) + 1
+        _count(self._stats.received, topic)
         received = Received(msg, peer, hops, wall_ms - msg.timestamp_ms)
         if msg.origin == self.node_id:
             return  # our own, from before a restart: seen now, nothing else to do
@@ -555,7 +539,7 @@ class BroadcastCore:
             self._timer(held.deadline, "validate", d)
             while len(self._held) > self.config.subscriber_buffer * 4:
                 _, old = self._held.popitem(last=False)
-                self._counters.validation_timeouts += 1
+                self._bump(validation_timeouts=1)
                 self._events.append(Dropped("validation_overflow", old.sender))
             self._events.append(Deliver(received))
         else:
@@ -637,7 +621,7 @@ class BroadcastCore:
             self._retained_bytes -= held.size
 
     def _offence(self, peer: NodeId, reason: str, now: float) -> None:
-        self._counters.invalid[reason] = self._counters.invalid.get(reason, 0) + 1
+        _count(self._stats.invalid, reason)
         self._events.append(Dropped(reason, peer))
         weight = OFFENCES.get(reason, 1.0)
         st = self._peer(peer)
@@ -649,7 +633,7 @@ class BroadcastCore:
             return
         st.score -= 1.0
         st.strikes += 1
-        self._counters.strikes += 1
+        self._bump(strikes=1)
         cut_s = 0.0
         if st.strikes >= STRIKES_TO_CUT_OFF:
             cut_s = min(CUT_OFF_S * 2 ** (st.strikes - STRIKES_TO_CUT_OFF), CUT_OFF_MAX_S)

@@ -130,17 +130,6 @@ class CoreStatistics:
 
 
 @dataclass
-class _Counters:
-    proposals: int = 0
-    votes: int = 0
-    timeouts: int = 0
-    view_changes: int = 0
-    rejected: int = 0
-    last_reject: str = ""
-    syncs: int = 0
-
-
-@dataclass
 class _Collect:
     sigs: dict[int, bytes] = field(default_factory=dict)
     done: bool = False
@@ -175,7 +164,7 @@ class Core:
         self._check_block = check_block
         self.s = saved if saved is not None and saved.epoch == epoch else SafetyState.initial(epoch)
         self._dirty = saved is None or saved.epoch != epoch
-        self._counters = _Counters()
+        self._stats = CoreStatistics()
         self._out: list[Output] = []
         self._view_started = now
         self._in_row = 0
@@ -201,7 +190,11 @@ class Core:
 
     # -- public interface --------------------------------------------------------------------------------------
     def statistics(self) -> CoreStatistics:
-        return CoreStatistics(**dataclasses.asdict(self._counters))
+        return self._stats  # frozen: a snapshot as it is
+
+    def _bump(self, **deltas: int) -> None:
+        s = self._stats
+        self._stats = dataclasses.replace(s, **{k: getattr(s, k) + v for k, v in deltas.items()})
 
     @property
     def view(self) -> int:
@@ -305,7 +298,7 @@ class Core:
         parent = self._last_proof if self._last_proof and self._last_proof.height == self.head.height else None
         proposal = Proposal(view, block, lock, tc, parent)
         self._proposed_view = view
-        self._counters.proposals += 1
+        self._bump(proposals=1)
         self._send(None, proposal.to_wire(self.epoch))
         self._on_proposal(self.me, proposal, now)
         return self._flush()
@@ -347,7 +340,7 @@ class Core:
             self._set(view=view)
             self._view_started = now
             self._entry = entry
-            self._counters.view_changes += 1
+            self._bump(view_changes=1)
             self._proposals = {v: p for v, p in self._proposals.items() if v >= view}
             self._timeouts = {v: t for v, t in self._timeouts.items() if v >= view}
             if len(self._voters) > 8 * VIEW_WINDOW * self.n:
@@ -379,12 +372,12 @@ class Core:
         # one request per height at a time; again after a timer period (a reply may be lost, or the peer lagged too)
         if self._sync_asked != self.head.height or self._now - self._sync_at >= self.config.view_timeout_s:
             self._sync_asked, self._sync_at = self.head.height, self._now
-            self._counters.syncs += 1
+            self._bump(syncs=1)
             self._out.append(SyncNeeded(peer, self.head.height + 1))
 
     def _reject(self, why: str) -> None:
-        self._counters.rejected += 1
-        self._counters.last_reject = why
+        self._bump(rejected=1)
+        self._stats = dataclasses.replace(self._stats, last_reject=why)
 
     def _on_proposal(self, sender: int, p: Proposal, now: float) -> None:
         if sender != self.leader(p.view):
@@ -445,7 +438,7 @@ class Core:
             return
         self._set(voted_view=self.s.view)
         vote = Vote.sign(self._key, self.epoch, p.view, block.height, block_hash)
-        self._counters.votes += 1
+        self._bump(votes=1)
         self._send(None, vote.to_wire(self.epoch))
         self._add_vote(self.me, vote)
 
@@ -525,7 +518,7 @@ class Core:
         view = self.s.view
         self._in_row += 1
         self._view_started = now
-        self._counters.timeouts += 1
+        self._bump(timeouts=1)
         if self.s.voted_view < view:
             self._set(voted_view=view)
         # No progress in this view: ask a member (in turn) for blocks after our head. A lost sync, or peers whose
@@ -555,7 +548,7 @@ class Core:
             self._height_claims[sender] = max(self._height_claims.get(sender, 0), t.height)
             ahead = sorted(i for i, h in self._height_claims.items() if h > self.head.height + 1)
             if len(ahead) >= self.f + 1:
-                self._sync(ahead[self._counters.syncs % len(ahead)])
+                self._sync(ahead[self._stats.syncs % len(ahead)])
         self._peer_views[sender] = max(self._peer_views.get(sender, -1), t.view)
         if t.view >= self.s.view:
             got = self._timeouts.setdefault(t.view, {})
