@@ -27,12 +27,16 @@ from typing import Any
 __all__ = ["lazy_exports"]
 
 
-def _exports_of(module: str) -> list[str]:
+def _source(module: str) -> ast.Module:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise ImportError(f"{module}: not found")
     with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), spec.origin)
+        return ast.parse(f.read(), spec.origin)
+
+
+def _exports_of(module: str) -> list[str]:
+    tree = _source(module)
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             value = ast.literal_eval(node.value)
@@ -43,11 +47,7 @@ def _exports_of(module: str) -> list[str]:
 
 def _star_imports(package: str) -> list[str]:
     """The submodules a face star-imports under ``if TYPE_CHECKING:``, in order."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise ImportError(f"{package}: not found")
-    with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), spec.origin)
+    tree = _source(package)
     prefix = package + "."
     return [
         node.module[len(prefix) :]

@@ -11,7 +11,7 @@ Text form: lowercase hex (``str()``); ``short()`` is the 16-hex-digit prefix use
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from lightning.crypto import PUBLIC_KEY_BYTES, Domain, PublicKey, SigningKey
 from lightning.errors import LightningError
@@ -37,6 +37,27 @@ class _Id(bytes):
     """Text forms shared by the identity types: full hex, a 16-digit prefix for logs, a repr naming the type."""
 
     __slots__ = ()
+    SIZES: ClassVar[dict[int, str]]  # allowed lengths -> what a value of that length is
+    WHAT: ClassVar[str]
+
+    def __new__(cls, raw: bytes | PublicKey) -> Self:
+        if type(raw) is cls:
+            return raw
+        if isinstance(raw, PublicKey):
+            raw = raw.raw
+        if len(raw) not in cls.SIZES:
+            sizes = " or ".join(map(str, cls.SIZES))
+            raise ValueError(f"{cls.WHAT} is {sizes} bytes, got {len(raw)}")
+        return super().__new__(cls, raw)
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        """From hex (``0x`` accepted). Raises :class:`LightningError` saying what is wrong."""
+        return cls(_from_hex(text, cls.WHAT, cls.SIZES))
+
+    @classmethod
+    def of(cls, key: SigningKey | PublicKey) -> Self:
+        return cls(key.public if isinstance(key, SigningKey) else key)
 
     def short(self) -> str:
         return self.hex()[:16]
@@ -55,24 +76,8 @@ class NodeId(_Id):
     """A node's identity: the raw 32-byte public key of its node key."""
 
     __slots__ = ()
-
-    def __new__(cls, raw: bytes | PublicKey) -> NodeId:
-        if type(raw) is cls:
-            return raw
-        if isinstance(raw, PublicKey):
-            raw = raw.raw
-        if len(raw) != PUBLIC_KEY_BYTES:
-            raise ValueError(f"a node id is {PUBLIC_KEY_BYTES} bytes, got {len(raw)}")
-        return super().__new__(cls, raw)
-
-    @classmethod
-    def parse(cls, text: str) -> NodeId:
-        """From 64 hex digits (``0x`` accepted). Raises :class:`LightningError` saying what is wrong."""
-        return cls(_from_hex(text, "a node id", {PUBLIC_KEY_BYTES: "an Ed25519 public key"}))
-
-    @classmethod
-    def of(cls, key: SigningKey | PublicKey) -> NodeId:
-        return cls(key.public if isinstance(key, SigningKey) else key)
+    SIZES: ClassVar[dict[int, str]] = {PUBLIC_KEY_BYTES: "an Ed25519 public key"}
+    WHAT: ClassVar[str] = "a node id"
 
     @property
     def key(self) -> PublicKey:
@@ -88,25 +93,8 @@ class AccountId(_Id):
     """An account: a 32-byte Ed25519 public key, or a 20-byte (Ethereum-style) address."""
 
     __slots__ = ()
-
-    def __new__(cls, raw: bytes | PublicKey) -> AccountId:
-        if type(raw) is cls:
-            return raw
-        if isinstance(raw, PublicKey):
-            raw = raw.raw
-        if len(raw) not in (PUBLIC_KEY_BYTES, ADDRESS_BYTES):
-            raise ValueError(f"an account id is {PUBLIC_KEY_BYTES} or {ADDRESS_BYTES} bytes, got {len(raw)}")
-        return super().__new__(cls, raw)
-
-    @classmethod
-    def parse(cls, text: str) -> AccountId:
-        """From 64 hex digits (an Ed25519 key) or 40 (an address), ``0x`` accepted. Raises :class:`LightningError`."""
-        sizes = {PUBLIC_KEY_BYTES: "an Ed25519 public key", ADDRESS_BYTES: "an address"}
-        return cls(_from_hex(text, "an account", sizes))
-
-    @classmethod
-    def of(cls, key: SigningKey | PublicKey) -> AccountId:
-        return cls(key.public if isinstance(key, SigningKey) else key)
+    SIZES: ClassVar[dict[int, str]] = {PUBLIC_KEY_BYTES: "an Ed25519 public key", ADDRESS_BYTES: "an address"}
+    WHAT: ClassVar[str] = "an account"
 
     @property
     def is_ed25519(self) -> bool:

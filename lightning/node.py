@@ -66,7 +66,7 @@ from lightning.rpc import Dispatcher, RpcEndpoint
 from lightning.services import ContentService, ServiceMetrics, VideoService
 from lightning.sync import BlockGossip, PoolBlockSource, SyncServer
 
-__all__ = ["ComponentCrashed", "Network", "Node", "NodeStatus", "QuicNetwork", "Runtime"]
+__all__ = ["ComponentCrashed", "Network", "Node", "NodeStatus", "PoolSpec", "QuicNetwork", "Runtime"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,39 +87,34 @@ class ComponentCrashed(LightningError):
         self.component = component
 
 
+@dataclass(frozen=True)
+class PoolSpec:
+    """Everything a node's peer pool is built from."""
+
+    config: Config
+    node_key: SigningKey
+    admission: Admission
+    addresses: AddressBook
+    registry: CollectorRegistry
+
+
 class Network(Protocol):
     """Where a node's peer pool runs."""
 
-    def make_pool(
-        self,
-        config: Config,
-        node_key: SigningKey,
-        *,
-        admission: Admission,
-        addresses: AddressBook,
-        registry: CollectorRegistry,
-    ) -> PeerPool: ...
+    def make_pool(self, spec: PoolSpec) -> PeerPool: ...
 
 
 class QuicNetwork:
     """The production network: QUIC over UDP on the node's ``listen_host``."""
 
-    def make_pool(
-        self,
-        config: Config,
-        node_key: SigningKey,
-        *,
-        admission: Admission,
-        addresses: AddressBook,
-        registry: CollectorRegistry,
-    ) -> PeerPool:
+    def make_pool(self, spec: PoolSpec) -> PeerPool:
         return QuicPool(
-            config.net,
-            node_key,
-            host=config.node.listen_host,
-            admission=admission,
-            addresses=addresses,
-            registry=registry,
+            spec.config.net,
+            spec.node_key,
+            host=spec.config.node.listen_host,
+            admission=spec.admission,
+            addresses=spec.addresses,
+            registry=spec.registry,
         )
 
 
@@ -172,11 +167,13 @@ class Node:
         # Peer-to-peer: the QUIC pool; admission is the fixed genesis + allow-list set (net/admission.py).
         self.addresses = AddressBook.from_genesis(genesis)
         self.pool = runtime.network.make_pool(
-            config,
-            keys.node,
-            admission=StaticAdmission.from_genesis(genesis, config.net.allow),
-            addresses=self.addresses,
-            registry=self.registry,
+            PoolSpec(
+                config,
+                keys.node,
+                admission=StaticAdmission.from_genesis(genesis, config.net.allow),
+                addresses=self.addresses,
+                registry=self.registry,
+            )
         )
         self.content_server = self._make("content_server", ContentServer)(
             self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency

@@ -24,18 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from prometheus_client import CollectorRegistry
 
 from lightning.chain.forward import ForwardError
 from lightning.config import Config
-from lightning.crypto import SigningKey
 from lightning.errors import LightningError
 from lightning.fetcher.config import OriginIpfsConfig
 from lightning.home import Home, Keys
 from lightning.ids import NodeId
-from lightning.net import AddressBook, Admission, PeerPool
+from lightning.net import PeerPool
 from lightning.net.sim import Link, SimNetwork
-from lightning.node import Node, Runtime
+from lightning.node import Node, PoolSpec, Runtime
 from lightning.sim.invariants import Invariants
 from lightning.state.store import BlockOutcome
 from lightning.testing.devchain import DevChain
@@ -64,16 +62,8 @@ class _SimNet:
     def __init__(self, net: SimNetwork) -> None:
         self.net = net
 
-    def make_pool(
-        self,
-        config: Config,
-        node_key: SigningKey,
-        *,
-        admission: Admission,
-        addresses: AddressBook,
-        registry: CollectorRegistry,
-    ) -> PeerPool:
-        return self.net.pool(node_key, config=config.net, admission=admission, registry=registry)
+    def make_pool(self, spec: PoolSpec) -> PeerPool:
+        return self.net.pool(spec.node_key, config=spec.config.net, admission=spec.admission, registry=spec.registry)
 
 
 class _Forwarder:
