@@ -280,9 +280,6 @@ class ObjectServer:
         self._observe(source, started, first_at, sent)
 
 
-ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml")
-
-
 def _select_range(request: Request, length: int, headers: list[tuple[str, str]]) -> tuple[int, int, int] | Response:
     """What the request's ``Range`` selects of ``length`` bytes: ``(200, 0, length)``, or ``(206, start, end)`` with
     its Content-Range added to ``headers``; or the 416 answer to a range that lies outside the object."""
@@ -298,11 +295,17 @@ def _select_range(request: Request, length: int, headers: list[tuple[str, str]])
 
 
 def _set_type(headers: list[tuple[str, str]], ctype: str) -> None:
-    """Content-Type, and for types a browser would run (HTML, SVG, XML) a sandbox: stored content must not script
-    the node's origin."""
+    """Content-Type, and for types a browser would run a sandbox: stored content must not script the node's origin."""
     headers.append(("content-type", ctype))
-    if ctype.split(";")[0].strip() in ACTIVE_TYPES:
+    if _is_active(ctype):
         headers.append(("content-security-policy", "sandbox"))
+
+
+def _is_active(ctype: str) -> bool:
+    """HTML, and every XML type (``*/xml``, ``*/*+xml``: XHTML, SVG, Atom, RSS, XSLT, MathML …): browsers render any
+    XML MIME type as a document that runs its XHTML ``<script>`` elements (WHATWG MIME Sniffing, "XML MIME type")."""
+    essence = ctype.split(";")[0].strip().lower()
+    return essence == "text/html" or essence.endswith(("/xml", "+xml"))
 
 
 def _error_response(target: Target, error: BaseException | None) -> Response:

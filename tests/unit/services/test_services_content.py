@@ -9,7 +9,6 @@ is refused (503) before its status line when it can be, and cut off at the bad b
 
 from __future__ import annotations
 
-import mimetypes
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -334,29 +333,7 @@ async def test_types_a_browser_would_run_are_sandboxed(autojump_clock: trio.test
                 assert reply.header("content-security-policy") == csp, (name, where)
 
 
-def host_maps_to_xml(name: str) -> bool:
-    """Whether this host's MIME database (/etc/mime.types, read by ``mimetypes``) gives ``name`` an XML type other
-    than the SVG and XHTML ones serve.py knows."""
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return (
-        guessed is not None and guessed.endswith("+xml") and guessed not in ("image/svg+xml", "application/xhtml+xml")
-    )
-
-
-XML_BUG = (
-    "bug: serve.py sandboxes a fixed list of types (ACTIVE_TYPES), but browsers render every XML MIME type (WHATWG: "
-    "subtype ending in +xml) as a document that runs XHTML <script>; names this host's MIME database maps to "
-    "application/atom+xml, application/x-rss+xml, application/xslt+xml … are served without CSP: sandbox"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(host_maps_to_xml(name), reason=XML_BUG, strict=True))
-        for name in ["feed.atom", "feed.rss", "data.rdf", "style.xsl", "formula.mml", "map.kml"]
-    ],
-)
+@pytest.mark.parametrize("name", ["feed.atom", "feed.rss", "data.rdf", "style.xsl", "formula.mml", "map.kml"])
 async def test_every_xml_type_is_sandboxed(autojump_clock: trio.testing.MockClock, tmp_path: Path, name: str) -> None:
     page = b'<feed><script xmlns="http://www.w3.org/1999/xhtml">fetch("/")</script></feed>'
     cid, blocks = unixfs_directory({name: page})
