@@ -9,6 +9,7 @@ first verified byte, so a failing origin still gets a proper 404/502/504 instead
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ class ObjectServer:
             ("vary", "Accept"),
             ("x-content-type-options", "nosniff"),
         ]
-        if request.header("if-none-match") in (etag, "*"):
+        if _none_match(request, etag):
             return Response(status=304, headers=headers)
         started = trio.current_time()
         if target.pointer.kind == "blake3" and not _wants_verified(request):
@@ -306,6 +307,19 @@ def _is_active(ctype: str) -> bool:
     XML MIME type as a document that runs its XHTML ``<script>`` elements (WHATWG MIME Sniffing, "XML MIME type")."""
     essence = ctype.split(";")[0].strip().lower()
     return essence == "text/html" or essence.endswith(("/xml", "+xml"))
+
+
+# One member of an If-None-Match list: an entity tag, weak or strong, between commas (empty members allowed).
+_LIST_ETAG = re.compile(r'(?:^|,)[\s,]*(?:W/)?("[^"]*")[ \t]*(?=,|$)')
+
+
+def _none_match(request: Request, etag: str) -> bool:
+    """Whether If-None-Match (RFC 9110 §13.1.2) names ``etag``: ``*``, or a comma-separated list of entity tags (its
+    field lines joined) of which one matches by the weak comparison (``W/"x"`` and ``"x"`` match)."""
+    value = ", ".join(v for k, v in request.headers if k == "if-none-match").strip()
+    if value == "*":
+        return True
+    return any(match.group(1) == etag for match in _LIST_ETAG.finditer(value))
 
 
 def _error_response(target: Target, error: BaseException | None) -> Response:
