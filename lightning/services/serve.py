@@ -173,11 +173,11 @@ class ObjectServer:
         if isinstance(selected, Response):
             return selected
         status, start, end = selected
-        if _wants_verified(request):
-            return self._verified(request, info, start, end, headers, started)
         store = self._bs.store
         try:
             store.tree(info)  # the block list against the root, before a status line is promised
+            if _wants_verified(request):
+                return self._verified(request, info, start, end, headers, started)
             if info.length <= SMALL_BODY_BYTES:
                 whole = store.read_block(info, 0) if info.length else b""
                 self._small.put(info.root, whole)

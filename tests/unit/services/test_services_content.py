@@ -495,12 +495,6 @@ async def test_a_block_list_that_does_not_match_the_root_is_refused(
             assert reply.status == 503 and b"failed verification" in reply.body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: in verified mode a stored block list that does not hash to the root raises CorruptObject out of "
-    "ObjectServer._verified (store.proof_stream builds the tree eagerly, outside _local's try), so the handler "
-    "fails with 500 where the plain representation answers 503",
-)
 async def test_verified_mode_refuses_a_bad_block_list_like_plain_mode(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
