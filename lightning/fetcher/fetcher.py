@@ -43,6 +43,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+HEAD_BYTES = 512  # the object's first bytes a Download keeps, for services to sniff a Content-Type from
+
 
 class FetchError(LightningError):
     """Root of the fetcher's errors."""
@@ -115,6 +117,9 @@ class Sink:
         await self._writer.write(chunk)
         start = self.written
         self.written += len(chunk)
+        kept = len(self._download.head)
+        if start <= kept < HEAD_BYTES:  # a retry on another source passes over what an earlier attempt kept
+            self._download.head += chunk[kept - start : HEAD_BYTES - start]
         self.progress.set()
         self.progress = trio.Event()
         if self.written > self._skip:
@@ -139,9 +144,13 @@ class Source(Protocol):
 
 @dataclass
 class Download:
+    """One transfer. ``head``: its first verified bytes (up to HEAD_BYTES; all of them once the spool's head has
+    passed them), so every reader sniffs the same Content-Type whatever range it reads."""
+
     pointer: Pointer
     spool: Spool
     name: str = ""
+    head: bytes = b""
     started_at: float = 0.0
     done: trio.Event = field(default_factory=trio.Event)
     source: str = ""

@@ -188,14 +188,14 @@ class ObjectServer:
                 block = store.read_block(info, start // BLOCK_SIZE) if end > start else b""
                 offset = start - start % BLOCK_SIZE
                 body = block[start - offset : end - offset]
-                head = block[:512] if start < BLOCK_SIZE else b""
+                head = block[:512] if start < BLOCK_SIZE else store.peek(info)
                 _set_type(headers, content_type(target.name, head))
                 self._observe("local", started, started, len(body))
                 return Response(status=status, headers=headers, body=body)
         except (CorruptObject, CorruptBlock) as exc:
             logger.error("refusing to serve %s: %s", info.root.hex(), exc)
             return Response.text(f"{target.pointer} failed verification on this node\n", status=503)
-        _set_type(headers, content_type(target.name, store.peek(info) if target.name is None else b""))
+        _set_type(headers, content_type(target.name, store.peek(info)))
         body_iter = self._timed(self._bs.stream(info, start, end), started, "local")
         return Response(status=status, headers=headers, body=body_iter, content_length=end - start)
 
@@ -235,7 +235,7 @@ class ObjectServer:
             return _error_response(target, exc.__cause__)
         source = download.source or "origin"
         name = target.name or download.name or None
-        _set_type(headers, content_type(name, first if start == 0 else b""))
+        _set_type(headers, content_type(name, download.head))  # the object's first bytes, whatever the range
 
         async def body() -> AsyncIterator[bytes]:
             try:

@@ -219,12 +219,6 @@ async def test_mp4_plays_and_seeks_with_ranges(autojump_clock: trio.testing.Mock
         assert node.metric("lightning_services_requests_total", service="1", status="416") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a 206's Content-Type is sniffed from the bytes of the range (serve.py: _downloading sniffs only "
-    "when start == 0, _local's one-block path only when the range starts in block 0), so a nameless MP4 is "
-    "video/mp4 in one answer and application/octet-stream in another for the same ETag",
-)
 @pytest.mark.parametrize("where", ["while downloading", "later block"])
 async def test_a_206_has_the_content_type_of_the_object(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, where: str
