@@ -163,7 +163,7 @@ class ObjectServer:
         status, start, end = selected
         body_part = body[start:end]
         _set_type(headers, content_type(target.name, body[:512]))
-        self._observe("local", started, started, len(body_part))
+        self._observe("local", started, started, _sent(request, body_part))
         return Response(status=status, headers=headers, body=body_part)
 
     def _local(
@@ -190,7 +190,7 @@ class ObjectServer:
                 body = block[start - offset : end - offset]
                 head = block[:512] if start < BLOCK_SIZE else store.peek(info)
                 _set_type(headers, content_type(target.name, head))
-                self._observe("local", started, started, len(body))
+                self._observe("local", started, started, _sent(request, body))
                 return Response(status=status, headers=headers, body=body)
         except (CorruptObject, CorruptBlock) as exc:
             logger.error("refusing to serve %s: %s", info.root.hex(), exc)
@@ -333,6 +333,11 @@ def _error_response(target: Target, error: BaseException | None) -> Response:
     if isinstance(error, OriginTimeout):
         return Response.text(f"{target.pointer}: the origin timed out ({error})\n", status=504)
     return Response.text(f"{target.pointer}: fetching failed ({error})\n", status=502)
+
+
+def _sent(request: Request, body: bytes) -> int:
+    """The body bytes a response of bytes sends: none for HEAD (a streamed body is counted as it is sent)."""
+    return 0 if request.method == "HEAD" else len(body)
 
 
 def _wants_verified(request: Request) -> bool:

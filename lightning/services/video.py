@@ -145,10 +145,9 @@ class VideoService(ContentService):
         elif target.pointer.kind == "ipfs":
             self._on_segment(target, stream)
         response = await self.server.respond(request, target)
-        if response.status in (200, 206):
-            stream.bytes += response.content_length if response.content_length is not None else len(
-                response.body if isinstance(response.body, bytes) else b""
-            )
+        if response.status in (200, 206) and request.method != "HEAD":  # HEAD sends no body byte
+            length, body = response.content_length, response.body
+            stream.bytes += length if length is not None else len(body) if isinstance(body, bytes) else 0
         if name.endswith(".m3u8") or from_start:
             elapsed = trio.current_time() - started
             self._video.startup.observe(elapsed)

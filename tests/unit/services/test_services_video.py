@@ -269,11 +269,6 @@ async def test_stream_records_are_bounded(autojump_clock: trio.testing.MockClock
         assert streams[0]["client"] == "10.0.5.1" and streams[-1]["client"] == "10.4.4.1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VideoService.serve_target adds a HEAD response's Content-Length to the stream's bytes (and "
-    "ObjectServer._small_response counts it in lightning_services_served_bytes) though no body byte is sent",
-)
 async def test_head_sends_no_bytes_to_count(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     async with open_node(tmp_path, origins=[video_origin()]) as node:
         await node.http.get(f"/services/1/ipfs/{HLS}/index.m3u8")
