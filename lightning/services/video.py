@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 PLAYLIST_BYTES_MAX = 1024 * 1024
 PLAYLISTS_REMEMBERED = 256
 STREAMS_REMEMBERED = 1024
+HLS_SUFFIXES = (".m3u8", ".ts", ".m4s")
 
 
 def parse_playlist(text: str) -> list[str]:
@@ -116,8 +117,12 @@ class VideoService(ContentService):
         pointer = target.pointer
         name = (target.name or "").lower()
         video = f"{pointer.kind}:{pointer.key}"
-        if pointer.kind == "ipfs" and (name.endswith((".m3u8", ".ts", ".m4s")) or "/" in pointer.path):
-            folder = posixpath.dirname(pointer.path)  # an HLS rendition: the playlist's folder
+        folder = posixpath.dirname(pointer.path)
+        # One video per HLS rendition (its playlist's folder): the playlist, .ts/.m4s segments, and whatever else the
+        # folder's playlist lists (fMP4 segments named .mp4 …). Any other file is a video of its own.
+        if pointer.kind == "ipfs" and (
+            name.endswith(HLS_SUFFIXES) or pointer.path in self._playlists.get((pointer.key, folder), ())
+        ):
             video += f"/{folder}" if folder else ""
         elif pointer.path:
             video += "/" + pointer.path

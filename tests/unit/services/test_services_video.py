@@ -282,12 +282,6 @@ async def test_head_sends_no_bytes_to_count(autojump_clock: trio.testing.MockClo
         assert after == counted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VideoService._stream keys every file below a folder by the folder (the HLS rule applies to any "
-    "path with a '/'), so two MP4s in one folder are recorded as one video, against StreamRecord's 'an MP4, or an "
-    "HLS playlist's folder'",
-)
 async def test_two_mp4s_in_one_folder_are_two_videos(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     clip = clip_bytes()
     cid, blocks = unixfs_directory({"films/a.mp4": clip, "films/b.mp4": clip[:50_000]})
