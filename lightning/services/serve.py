@@ -117,7 +117,9 @@ class ObjectServer:
             return root if self._bs.has(root) else None
         return self._bs.resolve_alias(target.pointer.alias)
 
-    async def respond(self, request: Request, target: Target) -> Response:
+    async def respond(self, request: Request, target: Target, download: Download | None = None) -> Response:
+        """The answer for ``target``. ``download``: one the caller already started for it and waited on; if the
+        object is not local, that one is used (its error answered) rather than another fetch started."""
         etag = target.etag[:-1] + ';verified"' if _wants_verified(request) else target.etag  # two representations
         headers = [
             ("etag", etag),
@@ -144,13 +146,16 @@ class ObjectServer:
             return Response.text(f"{target.pointer} is not on this node\n", status=404)
         if _wants_verified(request):
             return Response.text("verified mode needs the object cached; retry once it is\n", status=409)
-        try:
-            download = self._fetcher.start(target.pointer)
-        except FetchError as exc:
-            return Response.text(
-                f"{exc}\n",
-                status=503,
-            )
+        if download is None:
+            try:
+                download = self._fetcher.start(target.pointer)
+            except FetchError as exc:
+                return Response.text(
+                    f"{exc}\n",
+                    status=503,
+                )
+        elif download.spool.error is not None:
+            return _error_response(target, download.spool.error)
         return await self._downloading(request, target, download, headers, started)
 
     # -- local ------------------------------------------------------------------------------------------------

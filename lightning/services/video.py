@@ -21,7 +21,7 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from lightning.blockstore.component import Blockstore
-from lightning.fetcher import Fetcher, FetchError, Pointer
+from lightning.fetcher import Download, Fetcher, FetchError, Pointer
 from lightning.http.server import Request, Response
 from lightning.services.content import ContentService
 from lightning.services.serve import LATENCY_BUCKETS, ServiceMetrics, Target
@@ -145,11 +145,13 @@ class VideoService(ContentService):
             self._video.seeks.inc()
             stream.seeks += 1
         name = (target.name or "").lower()
+        download = None
         if name.endswith(".m3u8"):
-            await self._learn_playlist(request, target)
+            download = await self._wait_playlist(target)
+            await self._learn_playlist(target)
         elif target.pointer.kind == "ipfs":
             self._on_segment(target, stream)
-        response = await self.server.respond(request, target)
+        response = await self.server.respond(request, target, download)
         if response.status in (200, 206) and request.method != "HEAD":  # HEAD sends no body byte
             length, body = response.content_length, response.body
             stream.bytes += length if length is not None else len(body) if isinstance(body, bytes) else 0
@@ -161,17 +163,22 @@ class VideoService(ContentService):
         return response
 
     # -- read-ahead -------------------------------------------------------------------------------------------
-    async def _learn_playlist(self, request: Request, target: Target) -> None:
-        """Read the playlist (fetching it if needed), remember its segments, and start the first ones."""
+    async def _wait_playlist(self, target: Target) -> Download | None:
+        """Fetch a playlist that is not local and wait for the download to end (read-ahead needs its text). Returns
+        that download, for the response to use: a failed one is not asked of the origin a second time."""
+        if self._fetcher is None or self.server.local_root(target) is not None:
+            return None
+        try:
+            download = self._fetcher.start(target.pointer)
+        except FetchError:
+            return None
+        await download.done.wait()
+        return download
+
+    async def _learn_playlist(self, target: Target) -> None:
+        """Read the playlist if it is local, remember its segments, and start the first ones."""
         pointer = target.pointer
         root = self.server.local_root(target)
-        if root is None and self._fetcher is not None:
-            try:
-                download = self._fetcher.start(pointer)
-            except FetchError:
-                return
-            await download.done.wait()
-            root = self.server.local_root(target)
         info = self._bs.info(root) if root is not None else None
         if info is None or info.length > PLAYLIST_BYTES_MAX:
             return

@@ -294,12 +294,6 @@ async def test_two_mp4s_in_one_folder_are_two_videos(autojump_clock: trio.testin
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VideoService._learn_playlist waits for its own download of a missing playlist and, when it fails, "
-    "ObjectServer.respond starts a second one: every request of a failing playlist asks the origin twice (and "
-    "waits out two first-byte timeouts on a silent origin)",
-)
 async def test_a_failing_playlist_asks_the_origin_once(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     origin = video_origin()
     async with open_node(tmp_path, origins=[origin]) as node:
