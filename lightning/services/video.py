@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from lightning.blockstore.component import Blockstore
 from lightning.fetcher import Download, Fetcher, FetchError, Pointer
 from lightning.http.server import Request, Response
+from lightning.ipfs import InvalidPath, parse_path
 from lightning.services.content import ContentService
 from lightning.services.serve import LATENCY_BUCKETS, ServiceMetrics, Target
 
@@ -192,7 +193,12 @@ class VideoService(ContentService):
         for uri in parse_playlist(text):
             if "://" in uri or uri.startswith("/"):
                 continue  # only relative URIs stay inside this CID
-            segments.append(posixpath.normpath(posixpath.join(folder, uri)))
+            try:  # and only those that do not climb above it: refused as a client's path would be
+                path = "/".join(parse_path(posixpath.join(folder, uri)))
+            except InvalidPath:
+                continue
+            if path:  # not the CID itself
+                segments.append(path)
         key = (pointer.key, folder)
         self._playlists[key] = segments
         self._playlists.move_to_end(key)

@@ -302,12 +302,6 @@ async def test_a_failing_playlist_asks_the_origin_once(autojump_clock: trio.test
         assert origin.requests == [alias("missing.m3u8")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read-ahead builds segment pointers with posixpath.normpath only, so a playlist line '../x.ts' at the "
-    "CID's top makes the node ask its origin for ipfs:<cid>/../x.ts — a path above the CID that parse_path refuses "
-    "for clients (a gateway normalises it to another /ipfs/… or non-IPFS URL)",
-)
 async def test_read_ahead_never_asks_for_a_path_above_the_cid(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
