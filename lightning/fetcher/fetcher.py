@@ -208,6 +208,10 @@ class Fetcher:
                 nursery.start_soon(self._worker)
             task_status.started()
 
+    def in_flight(self, pointer: Pointer) -> bool:
+        """Whether a download of ``pointer`` is queued or running (one that ended, well or not, is not)."""
+        return pointer.alias in self._downloads
+
     def start(self, pointer: Pointer) -> Download:
         """The in-flight download for ``pointer`` (merged), or a new one queued. Raises FetchError when the queue is
         full (the caller answers 503)."""

@@ -213,7 +213,9 @@ class VideoService(ContentService):
         segments = self._playlists.get(key)
         if segments is None or pointer.path not in segments:
             return
-        if pointer.alias in self._prefetched or self.server.local_root(target) is not None:
+        # A read-ahead avoided a stall only if it brought the segment or is still bringing it (not if it failed).
+        ahead = pointer.alias in self._prefetched and self._fetcher is not None and self._fetcher.in_flight(pointer)
+        if ahead or self.server.local_root(target) is not None:
             self._video.stalls_avoided.inc()
             stream.stalls_avoided += 1
         else:

@@ -315,11 +315,6 @@ async def test_read_ahead_never_asks_for_a_path_above_the_cid(
         assert all(".." not in requested for requested in origin.requests), origin.requests
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: VideoService._on_segment counts a segment as a stall avoided when its read-ahead was merely "
-    "started (alias in _prefetched), even when that fetch failed and the segment is neither local nor in flight",
-)
 async def test_a_failed_read_ahead_is_not_a_stall_avoided(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
