@@ -20,7 +20,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from lightning.blockstore import BLOCK_SIZE, CorruptBlock, CorruptObject, ObjectInfo, blocks_for_byte_range
 from lightning.blockstore.component import Blockstore
 from lightning.blockstore.verify import MEDIA_TYPE, BytesLike
-from lightning.fetcher import Download, Fetcher, FetchError, NotFound, OriginTimeout, Pointer, Rewound, SpoolFailed
+from lightning.fetcher import (
+    Download,
+    Fetcher,
+    FetchError,
+    NotFound,
+    OriginTimeout,
+    Pointer,
+    Rewound,
+    Spool,
+    SpoolFailed,
+)
 from lightning.http.server import Request, Response
 from lightning.services.mime import content_type
 from lightning.services.ranges import Unsatisfiable, parse_range
@@ -201,7 +211,7 @@ class ObjectServer:
             logger.error("refusing to serve %s: %s", info.root.hex(), exc)
             return Response.text(f"{target.pointer} failed verification on this node\n", status=503)
         _set_type(headers, content_type(target.name, store.peek(info)))
-        body_iter = self._timed(self._bs.stream(info, start, end), started, "local")
+        body_iter = _Timed(self, self._bs.stream(info, start, end), started, "local")
         return Response(status=status, headers=headers, body=body_iter, content_length=end - start)
 
     def _verified(
@@ -213,7 +223,7 @@ class ObjectServer:
         keep = [h for h in headers if h[0] not in ("accept-ranges", "content-range")]
         chunks = self._bs.store.proof_stream(info.root, first, last)
         return Response(
-            status=200, headers=[*keep, ("content-type", media)], body=self._timed(_aiter(chunks), started, "local")
+            status=200, headers=[*keep, ("content-type", media)], body=_Timed(self, _aiter(chunks), started, "local")
         )
 
     # -- downloading ------------------------------------------------------------------------------------------
@@ -242,17 +252,8 @@ class ObjectServer:
         name = target.name or download.name or None
         _set_type(headers, content_type(name, download.head))  # the object's first bytes, whatever the range
 
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                if first:
-                    yield first
-                while chunk := await spool.read(rid, end):
-                    yield chunk
-            finally:
-                spool.close_reader(rid)
-
-        return Response(status=status, headers=headers, body=self._timed(body(), started, source),
-                        content_length=end - start)  # fmt: skip
+        body = _Timed(self, _SpoolBody(spool, rid, end, first), started, source)
+        return Response(status=status, headers=headers, body=body, content_length=end - start)
 
     # -- metrics ----------------------------------------------------------------------------------------------
     def _count_cache(self, result: str) -> None:
@@ -268,22 +269,72 @@ class ObjectServer:
             self._metrics.ttfl.labels(self._sid, source).observe(now - started)
             self._metrics.bytes.labels(self._sid, source).inc(size)
 
-    async def _timed(
-        self, body: AsyncIterator[bytes | memoryview], started: float, source: str
-    ) -> AsyncIterator[bytes | memoryview]:
-        """Pass a body through, recording TTFB at the first chunk and TTFL at the end."""
-        sent = 0
-        first_at = started
+
+class _Timed:
+    """A response body passed through, recording TTFB at the first chunk and TTFL at the end. Closing it closes the
+    body it wraps — also when it was never iterated (a HEAD, or a client gone before the first byte), which an async
+    generator would not do: a spool reader left open would hold its download back for good."""
+
+    def __init__(
+        self, server: ObjectServer, body: AsyncIterator[bytes | memoryview], started: float, source: str
+    ) -> None:
+        self._server = server
+        self._body = body
+        self._started = started
+        self._source = source
+        self._sent = 0
+        self._first_at = started
+
+    def __aiter__(self) -> _Timed:
+        return self
+
+    async def __anext__(self) -> bytes | memoryview:
         try:
-            async for chunk in body:
-                if not sent:
-                    first_at = trio.current_time()
-                sent += len(chunk)
-                yield chunk
+            chunk = await self._body.__anext__()
+        except StopAsyncIteration:
+            self._server._observe(self._source, self._started, self._first_at, self._sent)
+            raise
         except (CorruptBlock, CorruptObject) as exc:
             logger.error("aborting a response mid-way: %s", exc)
             raise
-        self._observe(source, started, first_at, sent)
+        if not self._sent:
+            self._first_at = trio.current_time()
+        self._sent += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._body, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _SpoolBody:
+    """The rest of a download, read from its spool by reader ``rid``; closing it closes the reader."""
+
+    def __init__(self, spool: Spool, rid: int, end: int, first: bytes) -> None:
+        self._spool = spool
+        self._rid = rid
+        self._end = end
+        self._first = first
+        self._closed = False
+
+    def __aiter__(self) -> _SpoolBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first:
+            chunk, self._first = self._first, b""
+            return chunk
+        chunk = await self._spool.read(self._rid, self._end) if not self._closed else b""
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._spool.close_reader(self._rid)
 
 
 def _select_range(request: Request, length: int, headers: list[tuple[str, str]]) -> tuple[int, int, int] | Response:

@@ -262,3 +262,22 @@ async def test_a_seek_to_the_head_of_a_read_ahead_download_is_answered(
                 nursery.cancel_scope.cancel()
         reply = await seek.finish()
         assert reply.status == 206 and reply.body == data[LEAF:]
+
+
+async def test_a_head_never_holds_a_download_back(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """A HEAD (or a client gone before the first byte) joins the download as a spool reader; its response body is
+    never read, so the reader must be closed with the body, or the window fills and the download stalls for good."""
+    deep = fixtures()["deep-raw.car"]  # 64 KiB in 90 blocks: many small appends to the spool
+    data = deep.content
+    assert data is not None
+    url, alias = f"/services/0/ipfs/{deep.root}", Pointer("ipfs", str(deep.root)).alias
+    origin = BlockOrigin([(b.cid, b.data) for b in deep.blocks()])
+    async with open_node(tmp_path, origins=[origin], spool_max_bytes=4096) as node:
+        head = await node.http.head(url)
+        assert head.status == 200 and head.header("content-length") == str(len(data))
+        await trio.testing.wait_all_tasks_blocked()  # the download runs to its end, or stalls with everyone blocked
+        assert node.blockstore.resolve_alias(alias) is not None, "the download stalled behind a HEAD's reader"
+        gone = await node.http.open("GET", f"{url}?again")
+        await gone.head()
+        await gone._stream.aclose()  # a client that leaves after the status line, before reading the body
+        assert (await node.http.get(url)).body == data
