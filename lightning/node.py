@@ -125,6 +125,7 @@ class Runtime:
     network: Network = field(default_factory=QuicNetwork)
     wall_clock: WallClock = field(default_factory=SystemWallClock)
     inline: bool = False  # storage writes on the trio thread (simulation: an autojump clock must not leap past them)
+    durable: bool = True  # fsync state commits and consensus votes (a simulation's crashes keep the page cache)
     endpoints: bool = True  # bind the client HTTP and RPC endpoints (a simulation reaches the handlers in memory)
     forwarder: TxForwarder | None = None  # default: JSON-RPC to the ordering nodes (RpcForwarder)
     block_source: BlockSource | None = None  # default with a one-member committee: JSON-RPC (RpcBlockSource)
@@ -188,6 +189,7 @@ class Node:
             home.data / "state",
             genesis,
             inline=inline,
+            durable=runtime.durable,
             registry=self.registry,
             pause_hook=pause_hook_from_env(),
         )
@@ -210,7 +212,7 @@ class Node:
                 self.pool,
                 keys,
                 wall_clock,
-                FileSafetyStore(home.data / "consensus" / "safety"),
+                FileSafetyStore(home.data / "consensus" / "safety", durable=runtime.durable),
                 config=config.consensus,
                 inline=inline,
                 registry=self.registry,

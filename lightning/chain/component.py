@@ -84,6 +84,7 @@ class State:
         genesis: Genesis,
         *,
         inline: bool = False,
+        durable: bool = True,
         registry: CollectorRegistry | None = None,
         pause_hook: PauseHook | None = None,
     ) -> None:
@@ -91,6 +92,7 @@ class State:
         self.path = path
         self.genesis = genesis
         self._writer = WriterThread(f"state-writer:{path}", inline=inline)
+        self._durable = durable  # fsync each commit (off only where a crash cannot lose the OS's page cache)
         self._store: StateStore | None = None
         self._head: ChainHead | None = None
         self._changed = trio.Event()
@@ -111,7 +113,7 @@ class State:
         return self._store is not None and self._head is not None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._store = StateStore(self.path, map_size=self.config.map_size_bytes)
+        self._store = StateStore(self.path, map_size=self.config.map_size_bytes, sync=self._durable)
         self._writer.start()
         try:
             self._head = await self._writer.call(self._store.initialize, self.genesis)

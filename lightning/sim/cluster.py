@@ -160,6 +160,7 @@ class SimCluster:
             network=_SimNet(self.net),
             wall_clock=m.clock,
             inline=True,
+            durable=False,  # a simulated crash is a process crash: the OS keeps what was written
             endpoints=False,
             forwarder=_Forwarder(self, m.node_id),
             factories=self._factories.get(index, {}),
