@@ -34,7 +34,7 @@ from lightning.ids import NodeId
 from lightning.net import PeerPool
 from lightning.net.sim import Link, SimNetwork
 from lightning.node import Node, PoolSpec, Runtime
-from lightning.sim.invariants import Invariants
+from lightning.sim.invariants import Invariants, InvariantViolation
 from lightning.state.store import BlockOutcome
 from lightning.testing.devchain import DevChain
 
@@ -136,6 +136,8 @@ class SimCluster:
         )
         self.genesis = self.chain.genesis
         self.invariants = invariants or Invariants()
+        self.violation: InvariantViolation | None = None  # the first one; the run ends there
+        self.broken = trio.Event()
         self.config = dataclasses.replace(Config(), origin_ipfs=OriginIpfsConfig(gateways=[]))
         self._factories = factories or {}
         self.members: list[SimMember] = []
@@ -145,6 +147,16 @@ class SimCluster:
             home.write_keys(keys)
             self.members.append(SimMember(i, keys, home, SkewedClock(WALL_BASE_MS)))
         self.by_id = {m.node_id: m for m in self.members}
+
+    def check(self, fn: Callable[..., None], *args: Any) -> None:
+        """Report an event to the invariants. A violation is recorded (the first one) and :attr:`broken` set, rather
+        than raised into whichever node or client task made the report."""
+        try:
+            fn(*args)
+        except InvariantViolation as exc:
+            if self.violation is None:
+                self.violation = exc
+                self.broken.set()
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def start_all(self) -> None:
@@ -170,14 +182,16 @@ class SimCluster:
 
         def on_commit(outcome: BlockOutcome) -> None:
             head = outcome.head
-            self.invariants.on_commit(nid, head.height, head.block_hash, head.state_root, trio.current_time())
+            self.check(
+                self.invariants.on_commit, nid, head.height, head.block_hash, head.state_root, trio.current_time()
+            )
 
         node.state.add_commit_listener(on_commit)
         m.node, m.scope, m.stopped = node, trio.CancelScope(), trio.Event()
         await self.nursery.start(self._run_member, m, node, m.scope, m.stopped)
         m.starts += 1
         if m.starts > 1:
-            self.invariants.on_restart(nid, node.state.head().height)
+            self.check(self.invariants.on_restart, nid, node.state.head().height)
         return node
 
     async def _run_member(

@@ -27,7 +27,7 @@ from lightning.net.sim import Link
 from lightning.sim.byzantine import BEHAVIOURS
 from lightning.sim.cluster import SimCluster
 from lightning.sim.http import MemoryHttp
-from lightning.sim.invariants import Invariants, InvariantViolation
+from lightning.sim.invariants import Invariants
 from lightning.sim.scenario import Fault, Scenario
 from lightning.state.tx import sign_transaction
 
@@ -119,15 +119,17 @@ async def run_scenario(root: Path, scenario: Scenario, resume_bound_s: float = 3
             play = _Player(cluster, invariants, result, objects, senders)
             async with trio.open_nursery() as inner:
                 inner.start_soon(play.liveness)
+                inner.start_soon(_stop_when_broken, cluster, inner.cancel_scope)
                 for at, action in _timeline(scenario):
                     await trio.sleep_until(t0 + at)
                     await action(play, inner)
                 await trio.sleep_until(t0 + scenario.seconds)
-                invariants.check_liveness(trio.current_time())
+                cluster.check(invariants.check_liveness, trio.current_time())
                 inner.cancel_scope.cancel()
-        except InvariantViolation as exc:
-            result.ok, result.violation, result.invariant = False, str(exc), exc.name
         finally:
+            if cluster.violation is not None:
+                exc = cluster.violation
+                result.ok, result.violation, result.invariant = False, str(exc), exc.name
             result.sim_seconds = trio.current_time() - t0
             result.heights = cluster.heights()
             result.commits = invariants.commits
@@ -172,7 +174,7 @@ class _Player:
     # -- faults ------------------------------------------------------------------------------------------------------
     async def start_fault(self, fault: Fault) -> None:
         self.active += 1
-        self.invariants.on_faults(True, trio.current_time())
+        self.cluster.check(self.invariants.on_faults, True, trio.current_time())
         c = self.cluster
         if fault.kind == "crash":
             for i in fault.nodes:
@@ -204,7 +206,7 @@ class _Player:
             c.members[fault.nodes[0]].clock.skew_ms = 0
         self.active -= 1
         if self.active == 0:
-            self.invariants.on_faults(False, trio.current_time())
+            self.cluster.check(self.invariants.on_faults, False, trio.current_time())
 
     # -- clients -----------------------------------------------------------------------------------------------------
     async def fetch(self, index: int) -> None:
@@ -226,13 +228,13 @@ class _Player:
                 self.result.ttfb_ms.append((first - started) * 1000)
                 self.result.ttlb_ms.append((trio.current_time() - started) * 1000)
                 ok = reply.body == data and root_of_bytes(reply.body) == root
-                self.invariants.on_served(member.node_id, root.hex()[:16], ok, len(reply.body), "whole body")
+                self.cluster.check(self.invariants.on_served, member.node_id, root.hex()[:16], ok, len(reply.body))
                 self.result.fetches_ok += 1
                 return
             # Refused or cut short (the node could not get it): whatever did arrive must be a true prefix.
             if reply.status == 200:
                 ok = data.startswith(reply.body)
-                self.invariants.on_served(member.node_id, "a partial body", ok, len(reply.body), "prefix")
+                self.cluster.check(self.invariants.on_served, member.node_id, "a partial body", ok, len(reply.body))
         self.result.fetches_failed += 1
 
     async def send_tx(self, index: int) -> None:
@@ -256,7 +258,12 @@ class _Player:
     async def liveness(self) -> None:
         while True:
             await trio.sleep(1.0)
-            self.invariants.check_liveness(trio.current_time())
+            self.cluster.check(self.invariants.check_liveness, trio.current_time())
+
+
+async def _stop_when_broken(cluster: SimCluster, scope: trio.CancelScope) -> None:
+    await cluster.broken.wait()
+    scope.cancel()
 
 
 def _timeline(scenario: Scenario) -> list[tuple[float, Action]]:

@@ -100,3 +100,20 @@ def test_a_seed_gives_the_same_schedule() -> None:
     assert plan(9, nodes=8, committee=4, seconds=60) != plan(10, nodes=8, committee=4, seconds=60)
     with pytest.raises(ValueError, match="unknown fault"):
         plan(1, nodes=4, committee=4, seconds=30, kinds=["meteor"])
+
+
+async def test_a_violation_is_recorded_and_ends_the_run_not_a_node(tmp_path: Path, autojump_clock: object) -> None:
+    """Two of four committee members down: no quorum, so once the faults are declared healed, liveness breaks; the
+    cluster records the first violation and sets ``broken`` instead of raising into a node or client task."""
+    async with open_cluster(tmp_path, seed=4, nodes=4, committee=4, invariants=Invariants(resume_bound_s=5)) as c:
+        await c.wait_height(3)
+        await c.crash(0)
+        await c.crash(1)
+        await trio.sleep(5)  # what was committed before the crashes has reached the survivors
+        c.check(c.invariants.on_faults, False, trio.current_time())  # claim the faults healed; they have not
+        with trio.move_on_after(30):
+            while not c.broken.is_set():
+                await trio.sleep(1)
+                c.check(c.invariants.check_liveness, trio.current_time())
+        assert c.violation is not None and c.violation.name == "liveness"
+        assert all(m.node is not None for m in c.members[2:])  # the nodes themselves kept running
