@@ -274,7 +274,7 @@ class Broadcast:
                 if isinstance(ev, Deliver):
                     self._observe(ev.received)
             elif isinstance(ev, Dropped):
-                if ev.peer is not None:
+                if ev.peer is not None and logger.isEnabledFor(logging.DEBUG):  # a drop per bad frame: keep it cheap
                     peer_log(logger, ev.peer).debug("broadcast: dropped (%s)", ev.reason)
             elif isinstance(ev, Penalize):
                 if ev.cut_off_s:

@@ -233,7 +233,8 @@ class BroadcastCore:
         self.chain_id = chain_id
         self.known = known
         self.seen = SeenCache(config.seen_cache_entries)
-        self._stats = CoreStatistics()
+        # Counted in a plain dict on the hot path; CoreStatistics(**…) in statistics() rejects any misspelled name.
+        self._counts: dict[str, Any] = dataclasses.asdict(CoreStatistics())
         self._max_age_ms = round(config.max_age_s * 1000)
         self._max_skew_ms = round(config.max_skew_s * 1000)
         self._wants: dict[bytes, _Want] = {}
@@ -252,20 +253,12 @@ class BroadcastCore:
         self._seq = itertools.count()
 
     def statistics(self) -> CoreStatistics:
-        s = self._stats
-        return dataclasses.replace(
-            s,
-            received=dict(s.received),
-            published=dict(s.published),
-            payloads_sent=dict(s.payloads_sent),
-            invalid=dict(s.invalid),
-        )
+        snapshot: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in self._counts.items()}
+        return CoreStatistics(**snapshot)
 
-    def _bump(self, **deltas: int) -> None:
-        s = self._stats
-        self._stats = dataclasses.replace(s, **{k: getattr(s, k) + v for k, v in deltas.items()})
+    def _bump(self, name: str) -> None:
+        self._counts[name] += 1
 
-    # -- configuration ----------------------------------------------------------------------------------------------
     def set_topology(self, peers: Iterable[NodeId]) -> None:
         self._topology = frozenset(p for p in peers if p != self.node_id)
 
@@ -324,7 +317,7 @@ class BroadcastCore:
         self.seen.add(d, message.timestamp_ms)
         self._events.append(Persist(d, message.timestamp_ms))
         topic = message.topic.value
-        _count(self._stats.published, topic)
+        _count(self._counts["published"], topic)
         wire = message.to_wire()
         held = _Held(message, wire, 0, None, set(), len(message.payload) + 200)
         if message.to is not None:
@@ -388,19 +381,19 @@ class BroadcastCore:
             if kind == "want":
                 w = self._wants.get(d)
                 if w is not None and w.attempt == token and w.current is not None:
-                    self._bump(want_timeouts=1)
+                    self._bump("want_timeouts")
                     w.current = None
                     self._ask(d, w, now)
             elif kind == "want_ttl":
                 w = self._wants.get(d)
                 if w is not None and now >= w.created + WANT_TTL_S:
-                    self._bump(wants_expired=1)
+                    self._bump("wants_expired")
                     self._remove_want(d)
             elif kind == "validate":
                 held = self._held.get(d)
                 if held is not None and now >= held.deadline:
                     del self._held[d]
-                    self._bump(validation_timeouts=1)
+                    self._bump("validation_timeouts")
                     self._events.append(Dropped("validation_timeout", held.sender))
             elif kind == "retain":
                 expiry = self._retained_expiry.get(d)
@@ -416,7 +409,7 @@ class BroadcastCore:
             self._events.append(Dropped("too_many_peers", peer))
             return
         if self._is_cut(peer, now):
-            self._bump(ignored_cut_off=1)
+            self._bump("ignored_cut_off")
             return
         if st.unsent:
             for d in sorted(st.unsent):
@@ -451,7 +444,7 @@ class BroadcastCore:
     def _on_adverts(self, peer: NodeId, st: _Peer, digests: list[bytes], now: float) -> None:
         for d in digests:
             if d in self.seen:
-                self._bump(duplicate_adverts=1)
+                self._bump("duplicate_adverts")
                 held = self._retained.get(d) or self._held.get(d)
                 if held is not None:
                     held.known_by.add(peer)
@@ -461,7 +454,7 @@ class BroadcastCore:
             w = self._wants.get(d)
             if w is None:
                 if len(self._wants) >= self.config.want_queue_len:
-                    self._bump(want_queue_full=1)
+                    self._bump("want_queue_full")
                     self._events.append(Dropped("want_queue_full", peer))
                     continue
                 if st.tracked >= self.config.want_queue_len // 4:
@@ -481,7 +474,7 @@ class BroadcastCore:
         for d in digests:
             held = self._retained.get(d)
             if held is None:
-                self._bump(unknown_wants=1)  # never advertised to it, or no longer retained
+                self._bump("unknown_wants")  # never advertised to it, or no longer retained
                 continue
             if peer in held.sent_to:
                 self._offence(peer, "repeated_want", now)
@@ -490,7 +483,7 @@ class BroadcastCore:
             held.known_by.add(peer)
             self._events.append(SendFrame(peer, {"t": "msg", "m": held.wire, "h": min(held.hops + 1, MAX_HOPS)}))
             topic = held.message.topic.value
-            _count(self._stats.payloads_sent, topic)
+            _count(self._counts["payloads_sent"], topic)
 
     def _on_message(self, peer: NodeId, frame: dict[str, Any], now: float, epoch: int, wall_ms: int) -> None:
         hops = frame.get("h", 0)
@@ -501,7 +494,7 @@ class BroadcastCore:
         w = self._wants.get(d)
         if w is None or peer not in w.asked:
             if d in self.seen or d in self._rejected:
-                self._bump(duplicate_payloads=1)  # an answer to a want that timed out, after another arrived
+                self._bump("duplicate_payloads")  # an answer to a want that timed out, after another arrived
                 return
             raise InvalidMessage("unsolicited", "a message we did not want from this peer")
         try:
@@ -525,7 +518,7 @@ class BroadcastCore:
         self.seen.add(d, msg.timestamp_ms)
         self._events.append(Persist(d, msg.timestamp_ms))
         topic = msg.topic.value
-        _count(self._stats.received, topic)
+        _count(self._counts["received"], topic)
         received = Received(msg, peer, hops, wall_ms - msg.timestamp_ms)
         if msg.origin == self.node_id:
             return  # our own, from before a restart: seen now, nothing else to do
@@ -539,7 +532,7 @@ class BroadcastCore:
             self._timer(held.deadline, "validate", d)
             while len(self._held) > self.config.subscriber_buffer * 4:
                 _, old = self._held.popitem(last=False)
-                self._bump(validation_timeouts=1)
+                self._bump("validation_timeouts")
                 self._events.append(Dropped("validation_overflow", old.sender))
             self._events.append(Deliver(received))
         else:
@@ -621,7 +614,7 @@ class BroadcastCore:
             self._retained_bytes -= held.size
 
     def _offence(self, peer: NodeId, reason: str, now: float) -> None:
-        _count(self._stats.invalid, reason)
+        _count(self._counts["invalid"], reason)
         self._events.append(Dropped(reason, peer))
         weight = OFFENCES.get(reason, 1.0)
         st = self._peer(peer)
@@ -633,7 +626,7 @@ class BroadcastCore:
             return
         st.score -= 1.0
         st.strikes += 1
-        self._bump(strikes=1)
+        self._bump("strikes")
         cut_s = 0.0
         if st.strikes >= STRIKES_TO_CUT_OFF:
             cut_s = min(CUT_OFF_S * 2 ** (st.strikes - STRIKES_TO_CUT_OFF), CUT_OFF_MAX_S)
