@@ -22,7 +22,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from lightning.chain import BlockSourceError, Mempool, State
 from lightning.clock import WallClock
 from lightning.consensus.config import ConsensusConfig
-from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
+from lightning.consensus.core import (
+    Commit,
+    Core,
+    CoreConfig,
+    CoreStatistics,
+    Member,
+    Output,
+    Persist,
+    ProposeReady,
+    Send,
+    SyncNeeded,
+)
 from lightning.consensus.messages import MessageInvalid
 from lightning.consensus.safety import SafetyStore
 from lightning.home import Keys
@@ -52,12 +63,40 @@ class _Metrics:
         self.committee = Gauge("lightning_consensus_committee_size", "Members of the committee", registry=registry)
         self.timeouts = Counter("lightning_consensus_timeouts", "Views this member timed out of", registry=registry)
         self.view_changes = Counter("lightning_consensus_view_changes", "Views entered", registry=registry)
+        self.proposals = Counter(
+            "lightning_consensus_proposals", "Blocks this member proposed as leader", registry=registry
+        )
+        self.votes = Counter("lightning_consensus_votes", "Prepare votes this member cast", registry=registry)
+        self.rejected = Counter(
+            "lightning_consensus_rejected_messages", "Members' messages this member refused", registry=registry
+        )
         self.latency = Histogram(
             "lightning_consensus_commit_latency_seconds",
             "From proposing a block (as leader) to executing it",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        self._core: Core | None = None
+        self._seen = CoreStatistics()
+
+    def follow(self, core: Core) -> None:
+        """Add what ``core``'s counters gained since the last call (one core per epoch, each counted from zero)."""
+        now = core.statistics()
+        base = self._seen if core is self._core else CoreStatistics()
+        self.view.set(core.view)
+        if now is base:
+            return
+        for counter, field in (
+            (self.timeouts, "timeouts"),
+            (self.view_changes, "view_changes"),
+            (self.proposals, "proposals"),
+            (self.votes, "votes"),
+            (self.rejected, "rejected"),
+        ):
+            gained = getattr(now, field) - getattr(base, field)
+            if gained > 0:
+                counter.inc(gained)
+        self._core, self._seen = core, now
 
 
 class Consensus:
@@ -171,9 +210,9 @@ class Consensus:
                 try:
                     outs = core.on_message(sender, msg, now)
                 except MessageInvalid as exc:
-                    logger.warning(
-                        "consensus: member %d (%s…): %s", sender, core.members[sender].node_id.short(), exc
-                    )
+                    logger.warning("consensus: member %d (%s…): %s", sender, core.members[sender].node_id.short(), exc)
+                    if self._metrics is not None:
+                        self._metrics.rejected.inc()
             elif kind == "propose":
                 outs = self._propose(core, payload, now)
             await self._carry_out(core, outs, outboxes, nursery)
@@ -216,7 +255,7 @@ class Consensus:
                 elif isinstance(o, SyncNeeded):
                     more += await self._catch_up(core, o.peer)
             if self._metrics is not None:
-                self._metrics.view.set(core.view)
+                self._metrics.follow(core)
             outs = more
 
     async def _commit(self, core: Core, c: Commit) -> list[Output]:

@@ -88,19 +88,16 @@ def test_committee_of_four_commits_survives_a_kill_and_a_follower_follows(spawn,
         roots[n.home.name] = (block.hash(), block.prev_state_root)
         assert _result(n.rpc_url, "flk_get_flk_balance", TO) == str(11 * 10**18)
     assert len(set(roots.values())) == 1, "every node executed the same block on the same state at that height"
-    # It votes again: a later commit proof carries its signature. Its persisted safety state made it refuse to vote
-    # again in any view it had voted in before the kill (tests/unit/consensus: restart cases).
-    members_now = _result(members[0].rpc_url, "flk_get_committee_members")
-    index = members_now.index(layout.nodes[2].node_id)
-    deadline = time.monotonic() + 90
-    voted = False
-    while not voted:
+    # It votes again. Its persisted safety state made it refuse to vote again in any view it had voted in before the
+    # kill (tests/unit/consensus: restart cases); here it must take part in later views. Its vote need not be among the
+    # first 2f+1 to reach the leader (which seals a proof with those), so the check is the restarted process's own
+    # count of prepare votes cast (it starts at zero), while its peers refuse none of its messages.
+    deadline = time.monotonic() + 120
+    while _metric(restarted, "lightning_consensus_votes_total") == 0:
         assert time.monotonic() < deadline, "the restarted member never voted again"
         _mint(out, members[0], "1")
-        tip = _result(members[0].rpc_url, "flk_get_state_root")["height"]
-        record = rpc(members[0].rpc_url, "flk_get_blocks", [tip, 1, 0])["result"][0]
-        _, proof = decode_block_record(bytes.fromhex(record))
-        voted = any(i == index for i, _sig in proof.signatures)
+    for m in (members[0], members[1], members[3]):
+        assert _metric(m, "lightning_consensus_rejected_messages_total") == 0
     # The edge node follows over broadcast: committed blocks published by their proposers, proofs checked here.
     assert _metric(edge, "lightning_gossip_blocks_applied_total") > 0
     assert sum(_metric(m, "lightning_gossip_blocks_published_total") for m in (members[0], members[1])) > 0
