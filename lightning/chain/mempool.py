@@ -73,9 +73,12 @@ class Mempool:
     def orders_here(self) -> bool:
         return self.node_id in self._ordering_nodes()
 
-    def submit(self, raw: bytes, *, forward: bool = True) -> tuple[SignedTransaction, bool]:
+    def submit(
+        self, raw: bytes, *, forward: bool = True, origin: NodeId | None = None
+    ) -> tuple[SignedTransaction, bool]:
         """Admit a signed transaction and (unless it was itself forwarded to us) forward it to the ordering nodes
-        other than us, so whichever leads next can include it. Returns it and whether it was new.
+        other than us, so whichever leads next can include it. Returns it and whether it was new. ``origin`` is the
+        peer that forwarded it (None: a local client), for per-peer limits.
 
         Raises :class:`TxRejected`."""
         try:

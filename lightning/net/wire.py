@@ -49,6 +49,7 @@ class Scope(enum.IntEnum):
     BLOCKS = 2
     CONSENSUS = 3
     SYNC = 4
+    TXS = 5  # client transactions forwarded towards the committee (lightning/sync/txs.py)
 
 
 class StreamKind(enum.IntEnum):
