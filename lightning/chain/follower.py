@@ -10,12 +10,19 @@ With ``wait_turn`` (under the BFT consensus: ``lightning.sync.BlockGossip.wait_t
 broadcast and the follower is the fallback: it fetches once at start (without waiting), then only when ``wait_turn``
 returns (a gap in what broadcast delivered, or no new block for a while), and keeps fetching without waiting while
 that brings new blocks.
+
+Catch-up status (:meth:`Follower.catch_up`, shown by ``flk_get_node_status``; ``lightning opt in`` refuses while
+``syncing``). A node has caught up once a fetch found nothing beyond its head, or brought less than a full batch
+whose last block is at most ``CAUGHT_UP_LAG_MS`` older than the wall clock (a reply cut short by its byte limit while
+far behind carries old blocks); a full batch, or a peer's block more than ``CAUGHT_UP_BLOCKS`` ahead
+(:meth:`Follower.observe_height`), means it is syncing again. A node that orders has caught up by definition.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import trio
 
@@ -26,7 +33,7 @@ from lightning.ids import NodeId
 from lightning.state.block import BlockMalformed, check_timestamp
 from lightning.state.executor import InvalidBlock
 
-__all__ = ["Follower"]
+__all__ = ["CatchUpStatus", "Follower"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +41,15 @@ BATCH = 64
 LONG_POLL_S = 10.0
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 10.0
+CAUGHT_UP_BLOCKS = 4
+CAUGHT_UP_LAG_MS = 30_000
+
+
+@dataclass(frozen=True)
+class CatchUpStatus:
+    syncing: bool
+    head_height: int
+    best_known_height: int  # the highest block height a peer has shown us (at least the head)
 
 
 class Follower:
@@ -57,6 +73,18 @@ class Follower:
         self._orders_here = orders_here or (lambda: self.state.leader() == self.node_id)
         self._quorum_only = quorum_proofs_only  # under the BFT consensus one member's signature proves nothing
         self._wait_turn = wait_turn
+        self._at_tip = False  # see "Catch-up status" in the module docstring
+        self._best_known = 0
+
+    def observe_height(self, height: int) -> None:
+        """A peer showed us a (verified) block at ``height``."""
+        self._best_known = max(self._best_known, height)
+
+    def catch_up(self) -> CatchUpStatus:
+        head = self.state.head().height
+        best = max(head, self._best_known)
+        at_tip = self._at_tip or self._orders_here()
+        return CatchUpStatus(not at_tip or best - head > CAUGHT_UP_BLOCKS, head, best)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -106,6 +134,12 @@ class Follower:
                 raise InvalidBlock(f"block {block.height}: {problem}")
             if await self.state.commit_new(block, proof) is not None:
                 applied += 1
+        if blocks:  # all verified (or already applied): a full batch means the peer has more
+            self.observe_height(blocks[-1][0].height + (1 if len(blocks) >= BATCH else 0))
+        head = self.state.head()
+        self._at_tip = len(blocks) < BATCH and (
+            not blocks or self._clock.now_ms() - head.timestamp_ms <= CAUGHT_UP_LAG_MS
+        )
         return applied
 
     def _window_ms(self) -> int:

@@ -293,9 +293,48 @@ def _opt(method: str, home: Path | None, rpc: str | None, timeout: float) -> Non
 
 
 @opt_app.command("in")
-def opt_in(home: HomeOpt = None, rpc: RpcOpt = None, timeout: TimeoutOpt = 60.0) -> None:
-    """Opt this node in: it participates (may join committees) from the next epoch."""
+def opt_in(
+    home: HomeOpt = None,
+    rpc: RpcOpt = None,
+    timeout: TimeoutOpt = 60.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Opt in even if the node has not caught up with the chain.")
+    ] = False,
+) -> None:
+    """Opt this node in: it participates (may join committees) from the next epoch. Refused until the node has
+    caught up with the chain (a member elected while far behind would stall its committee)."""
+    if not force:
+        check_caught_up(_client(home, rpc))
     _opt("opt_in", home, rpc, timeout)
+
+
+def check_caught_up(client: _Client) -> None:
+    """Raise LightningError unless this home's node (asked over its own RPC) reports it has caught up."""
+    node_id = _node_id(client)
+    ports = client.home.read_ports()
+    own = _Client(client.home, f"http://{ports['rpc']}/rpc/v0") if ports is not None else client
+    try:
+        status = own.call("flk_get_node_status")
+    except LightningError as exc:
+        raise LightningError(
+            f"cannot tell whether this node has caught up ({exc}); pass --force to opt in anyway"
+        ) from None
+    if status.get("node_id") != node_id:
+        raise LightningError(
+            f"{own.url} answers as node {status.get('node_id')}, not this home's node {node_id}, so it cannot tell "
+            "whether this node has caught up; start this home's node (`lightning run`), or pass --force"
+        )
+    if "syncing" not in status:
+        raise LightningError(f"{own.url} does not report whether it has caught up; pass --force to opt in anyway")
+    if status["syncing"]:
+        head, best = status["head_height"], status["best_known_height"]
+        if best > head:
+            where = f"{best - head} blocks behind (at block {head}; peers have shown block {best})"
+        else:
+            where = f"still catching up with the chain (at block {head})"
+        raise LightningError(
+            f"node is {where}; wait until it has caught up (`lightning status` shows it), or pass --force"
+        )
 
 
 @opt_app.command("out")

@@ -305,6 +305,10 @@ def status(
     typer.echo(f"peers:     {result['peers']}")
     typer.echo(f"epoch:     {result['epoch']}")
     typer.echo(f"committee: {'yes' if result['committee'] else 'no'}")
+    if "syncing" in result:
+        head, best = result["head_height"], result["best_known_height"]
+        typer.echo(f"syncing:   {'yes' if result['syncing'] else 'no'} (block {head}; peers have shown {best})")
+
 
 
 def rpc_call(url: str, method: str, params: Any = None, *, timeout_s: float = 10.0) -> Any:

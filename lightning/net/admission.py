@@ -1,68 +1,138 @@
-"""Who may connect and use which scope, and where peers are reached.
+"""Peer admission: who may connect, which scopes each peer may use, and where peers are reached.
 
-ARCHITECTURE.md: staked nodes may use the sync, blocks and broadcast scopes; only the epoch's committee may use
-consensus; genesis nodes are admitted from the start. The pool asks its :class:`Admission` on every new connection
-and every incoming stream or message, so a change in the answers applies without reconnecting. Implementations:
-:class:`StaticAdmission`, a fixed set — genesis nodes (consensus: the genesis committee) and a configured allow-list
-(every scope but consensus) — which ``node.py`` passes today; ``lightning.chain.StateAdmission``, the same rules
-read from the state's stakes and current committee (written and tested, not wired into the node yet);
-:class:`OpenAdmission` for tools and tests.
+Every authenticated peer gets one :class:`Access` level (docs/net.md, "Peer admission"); each level includes the
+ones below it:
+
+=============  ==========================================  ====================================================
+level          scopes                                      who (``lightning.chain.StateAdmission``, after genesis)
+=============  ==========================================  ====================================================
+``NONE``       none: the connection is refused             nobody (only :class:`StaticAdmission` refuses)
+``LIMITED``    transactions and sync reads (rate-limited)  any other authenticated node
+``FULL``       every scope but consensus                   nodes staked ``min_stake``, genesis nodes, allow-list
+``CONSENSUS``  every scope                                 the current epoch's committee
+=============  ==========================================  ====================================================
+
+The pool asks its :class:`Admission` for a peer's level on every new connection and on every incoming stream and
+message (so an answer must be a dictionary lookup: implementations cache what they read), counts and rate-limits
+``LIMITED`` peers (``max_limited_peers``, :class:`TokenBucket`), and at an epoch change closes the connections of
+peers whose level dropped (``PeerPool.recheck``). Implementations: ``lightning.chain.StateAdmission`` (the node's,
+from the state), :class:`StaticAdmission` (a fixed set; tools and tests), :class:`OpenAdmission` (everyone).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Final, Protocol
 
 from lightning.genesis import Genesis
 from lightning.ids import NodeId
 from lightning.net.wire import Scope
 
-__all__ = ["AddressBook", "Admission", "OpenAdmission", "StaticAdmission", "parse_peer_address"]
+__all__ = [
+    "LIMITED_SCOPES",
+    "Access",
+    "AddressBook",
+    "Admission",
+    "OpenAdmission",
+    "StaticAdmission",
+    "TokenBucket",
+    "parse_peer_address",
+]
+
+
+class Access(enum.IntEnum):
+    """What a peer may do (see the module docstring); higher levels include the lower ones."""
+
+    NONE = 0
+    LIMITED = 1
+    FULL = 2
+    CONSENSUS = 3
+
+    def allows(self, scope: Scope) -> bool:
+        return scope in _SCOPES[self]
+
+
+LIMITED_SCOPES: Final = frozenset({Scope.TXS, Scope.SYNC})
+_SCOPES: Final = {
+    Access.NONE: frozenset[Scope](),
+    Access.LIMITED: LIMITED_SCOPES,
+    Access.FULL: frozenset(Scope) - {Scope.CONSENSUS},
+    Access.CONSENSUS: frozenset(Scope),
+}
 
 
 class Admission(Protocol):
-    def admits(self, peer: NodeId) -> bool:
-        """May ``peer`` hold a connection to us at all?"""
-
-    def allows(self, peer: NodeId, scope: Scope) -> bool:
-        """May ``peer`` send us messages and requests in ``scope``?"""
+    def access(self, peer: NodeId) -> Access:
+        """``peer``'s level now. Called per incoming message: it must not read storage."""
 
 
 class OpenAdmission:
     """Everyone, every scope (simulations and tests)."""
 
-    def admits(self, peer: NodeId) -> bool:
-        return True
-
-    def allows(self, peer: NodeId, scope: Scope) -> bool:
-        return True
+    def access(self, peer: NodeId) -> Access:
+        return Access.CONSENSUS
 
 
 class StaticAdmission:
-    """A fixed set: genesis nodes (consensus: the genesis committee) and an allow-list (every scope but consensus)."""
+    """A fixed set: ``nodes`` and ``allow`` get every scope but consensus, ``committee`` every scope, anyone else
+    ``others`` (default: refused)."""
 
     def __init__(
-        self, *, nodes: Iterable[NodeId], committee: Iterable[NodeId], allow: Iterable[NodeId] = ()
+        self,
+        *,
+        nodes: Iterable[NodeId],
+        committee: Iterable[NodeId],
+        allow: Iterable[NodeId] = (),
+        others: Access = Access.NONE,
     ) -> None:
         self.committee = frozenset(committee)
         self.members = frozenset(nodes) | self.committee | frozenset(allow)
+        self.others = others
+        self._levels = {n: Access.FULL for n in self.members} | {n: Access.CONSENSUS for n in self.committee}
 
     @classmethod
-    def from_genesis(cls, genesis: Genesis, allow: Iterable[str] = ()) -> StaticAdmission:
+    def from_genesis(
+        cls, genesis: Genesis, allow: Iterable[str] = (), *, others: Access = Access.NONE
+    ) -> StaticAdmission:
         return cls(
             nodes=(NodeId.parse(n.node_key) for n in genesis.nodes),
             committee=(NodeId.parse(n.node_key) for n in genesis.committee),
             allow=(NodeId.parse(a) for a in allow),
+            others=others,
         )
 
+    def access(self, peer: NodeId) -> Access:
+        return self._levels.get(peer, self.others)
+
     def admits(self, peer: NodeId) -> bool:
-        return peer in self.members
+        return self.access(peer) > Access.NONE
 
     def allows(self, peer: NodeId, scope: Scope) -> bool:
-        if scope is Scope.CONSENSUS:
-            return peer in self.committee
-        return peer in self.members
+        return self.access(peer).allows(scope)
+
+
+class TokenBucket:
+    """Rate limit (sans-IO): ``rate_per_s`` tokens a second, at most ``burst`` saved up; each event takes one."""
+
+    __slots__ = ("burst", "rate_per_s", "tokens", "updated")
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        assert rate_per_s > 0 and burst >= 1
+        self.rate_per_s = rate_per_s
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Take a token if there is one; False means over the rate."""
+        if now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+            self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 def parse_peer_address(text: str) -> tuple[NodeId, tuple[str, int]]:

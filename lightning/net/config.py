@@ -72,7 +72,21 @@ class NetConfig:
     )
     allow: tuple[str, ...] = field(
         default=(),
-        metadata=doc("node ids admitted besides the genesis nodes (until stakes are known)", _check_node_ids),
+        metadata=doc("node ids given every scope but consensus, staked or not (peer admission)", _check_node_ids),
+    )
+    max_limited_peers: int = field(
+        default=64,
+        metadata=doc("unstaked peers (transactions and sync reads only) connected at once; more are refused", positive),
+    )
+    limited_rate_per_s: float = field(
+        default=20.0,
+        metadata=doc("messages and requests a second from one unstaked peer; more are refused", positive),
+    )
+    limited_burst: int = field(
+        default=100, metadata=doc("messages and requests an unstaked peer may send at once (its bucket)", positive)
+    )
+    rate_log_interval_s: float = field(
+        default=10.0, metadata=doc("a rate-limited peer is logged at most once per this many seconds", positive)
     )
 
 

@@ -1,4 +1,4 @@
-"""Pool metrics: connections, bytes per scope and direction, request latency, rejections by reason."""
+"""Pool metrics: connections, bytes per scope and direction, request latency, rejections by reason, peer admission."""
 
 from __future__ import annotations
 
@@ -36,10 +36,23 @@ class NetMetrics:
         )
         self._dials = Counter("lightning_net_dials", "Dial attempts by result", ["result"], registry=r)
         self._penalties = Counter("lightning_net_penalties", "Peers penalised, by reason", ["reason"], registry=r)
+        self.limited_peers = Gauge(
+            "lightning_net_limited_peers", "Connected peers with limited access (transactions, sync reads)", registry=r
+        )
+        rate_limited = Counter(
+            "lightning_net_rate_limited",
+            "Messages and requests refused because their unstaked peer exceeded its rate, per scope",
+            ["scope"],
+            registry=r,
+        )
+        self.roles_lost = Counter(
+            "lightning_net_roles_lost", "Connections closed because their peer's access level dropped", registry=r
+        )
         # Label children resolved once: the hot path only increments.
         self.bytes_in = {s: bytes_total.labels(scope=s.name.lower(), direction="in") for s in Scope}
         self.bytes_out = {s: bytes_total.labels(scope=s.name.lower(), direction="out") for s in Scope}
         self.latency = {s: latency.labels(scope=s.name.lower()) for s in Scope}
+        self.rate_limited = {s: rate_limited.labels(scope=s.name.lower()) for s in Scope}
 
     def rejection(self, reason: str) -> None:
         self._rejections.labels(reason=reason).inc()

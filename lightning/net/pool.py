@@ -24,7 +24,15 @@ direction, so messages of a scope arrive in order; a received message goes to it
 dropped and counted, the sender is not slowed). Each request or large reply uses its own bidirectional stream;
 a peer gets at most ``max_requests_per_peer`` handled at once (beyond: TooManyRequests), and we keep at most as
 many outstanding to it (beyond: callers wait). Frames are at most ``max_frame_bytes``. A peer that breaks the
-framing loses the stream (logged with its id, counted); admission is checked on each connection and each scope.
+framing loses the stream (logged with its id, counted).
+
+Peer admission (admission.py). Each connection's peer has an :class:`Access` level, asked of the admission on the
+connection and on every incoming stream and message (a dictionary lookup). A ``LIMITED`` peer (authenticated, not
+staked) may use only the transaction and sync scopes; at most ``max_limited_peers`` are connected at once, and each
+has a token bucket (``limited_rate_per_s``, ``limited_burst``) charged for every message and stream it sends: beyond
+it a message is dropped, a request or stream is reset with ``REFUSED`` (the requester sees TooManyRequests), counted
+per scope, and logged at most once per ``rate_log_interval_s``. :meth:`PeerPool.recheck` (at each epoch change)
+closes the connections of peers whose level dropped below the one they were admitted at.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from lightning.codec import CodecError, decode, encode, frame
 from lightning.errors import LightningError, leaf_exceptions
 from lightning.ids import NodeId
 from lightning.logs import peer_log
-from lightning.net.admission import AddressBook, Admission
+from lightning.net.admission import Access, AddressBook, Admission, TokenBucket
 from lightning.net.config import NetConfig
 from lightning.net.errors import (
     ConnectionLost,
@@ -55,6 +63,7 @@ from lightning.net.errors import (
     PeerUnavailable,
     Rejected,
     RequestTimeout,
+    StreamReset,
     TooManyRequests,
     Unauthorized,
 )
@@ -136,6 +145,7 @@ class _Conn:
     created: float = field(default_factory=trio.current_time)
     out_streams: dict[Scope, Stream] = field(default_factory=dict)
     in_message_scopes: set[Scope] = field(default_factory=set)
+    access: Access = Access.NONE  # the peer's level when admitted (or at the last recheck)
 
     def touch(self) -> None:
         self.last_used = trio.current_time()
@@ -159,6 +169,9 @@ class _Peer:
         self.banned_until = -math.inf
         self.inbound = 0
         self.outbound = trio.Semaphore(max_requests)
+        self.bucket: TokenBucket | None = None  # a limited peer's rate
+        self.rate_refused = 0  # since the last log line
+        self.rate_log_at = -math.inf
 
 
 class PeerPool:
@@ -251,6 +264,9 @@ class PeerPool:
                 except PeerProtocolError as exc:
                     self._protocol_error(c, f"{scope.name.lower()} request: {exc}")
                     raise
+                except StreamReset as exc:
+                    _raise_refused(exc, peer, scope)
+                    raise
                 finally:
                     c.active -= 1
                     c.touch()
@@ -287,7 +303,11 @@ class PeerPool:
                     on_bytes=self.metrics.bytes_in[scope].inc,
                 )
                 started = trio.current_time()
-                await reply._start()
+                try:
+                    await reply._start()
+                except StreamReset as exc:
+                    _raise_refused(exc, peer, scope)
+                    raise
                 self.metrics.latency[scope].observe(trio.current_time() - started)
                 yield reply
             except PeerProtocolError as exc:
@@ -321,6 +341,26 @@ class PeerPool:
             peer_log(logger, peer).warning("banned for %.0f s", ban_s)
             for c in list(p.conns):
                 c.conn.close(CloseCode.BANNED, "banned")
+
+    def recheck(self) -> int:
+        """Ask the admission again about every connection (at each epoch change): close those whose peer's level
+        dropped below the one it held (it may reconnect and get what it holds now), note raised ones. Returns how
+        many connections were closed."""
+        closed = 0
+        for c in list(self._conns):
+            access = self.admission.access(c.peer)
+            if access >= c.access:
+                c.access = access
+                continue
+            peer_log(logger, c.peer).info(
+                "peer admission: %s → %s; closing its connection", c.access.name.lower(), access.name.lower()
+            )
+            c.conn.close(CloseCode.UNAUTHORIZED, f"peer admission changed: {access.name.lower()} now")
+            self._unregister(c)
+            self.metrics.roles_lost.inc()
+            closed += 1
+        self.metrics.limited_peers.set(self._limited_count())
+        return closed
 
     def statistics(self) -> PoolStatistics:
         now = trio.current_time()
@@ -380,9 +420,19 @@ class PeerPool:
         p = self._peers.get(peer)
         if p is not None and p.banned_until > trio.current_time():
             return "banned"
-        if not self.admission.admits(peer):
-            return "not admitted (not a genesis node and not on the allow-list)"
+        access = self.admission.access(peer)
+        if access is Access.NONE:
+            return "not admitted"
+        if access is Access.LIMITED and not (p is not None and p.conns):
+            if self._limited_count() >= self.config.max_limited_peers:
+                self.metrics.rejection("limited_peers_full")
+                return f"not staked, and {self.config.max_limited_peers} unstaked peers are connected already"
         return None
+
+    def _limited_count(self) -> int:
+        """Connected peers whose level is LIMITED now (at most ``max_connections`` lookups)."""
+        access = self.admission.access
+        return sum(1 for peer, p in self._peers.items() if p.conns and access(peer) is Access.LIMITED)
 
     async def _connection(self, peer: NodeId) -> _Conn:
         """The primary connection to ``peer``, dialing if there is none."""
@@ -491,7 +541,7 @@ class PeerPool:
         p = self._peer(peer)
         if not p.conns and not self._make_room():
             return None
-        c = _Conn(conn, peer, trio.current_time())
+        c = _Conn(conn, peer, trio.current_time(), access=self.admission.access(peer))
         p.failures = 0
         p.retry_at = -math.inf
         p.dial = None
@@ -511,7 +561,9 @@ class PeerPool:
             p.conns.append(c)
         self._conns.add(c)
         self.metrics.connections.set(len(self._conns))
-        peer_log(logger, peer).debug("connected (%d connections)", len(self._conns))
+        if c.access is Access.LIMITED:
+            self.metrics.limited_peers.set(self._limited_count())
+        peer_log(logger, peer).debug("connected (%d connections, %s)", len(self._conns), c.access.name.lower())
         return c
 
     def _unregister(self, c: _Conn) -> None:
@@ -522,6 +574,12 @@ class PeerPool:
         if p is not None and c in p.conns:
             p.conns.remove(c)
         self.metrics.connections.set(len(self._conns))
+        if c.access is Access.LIMITED:
+            self.metrics.limited_peers.set(self._limited_count())
+            # Any node key may connect at this level: forget what is not worth keeping, so that many keys over time
+            # do not grow the peer table (a reconnect costs the peer a full handshake, bounded by max_handshakes).
+            if p is not None and not p.conns and p.dial is None and p.penalties == 0 and p.inbound == 0:
+                del self._peers[c.peer]
 
     async def _idle_timer(self, c: _Conn) -> None:
         idle = self.config.idle_timeout_s
@@ -551,8 +609,10 @@ class PeerPool:
             kind, scope = parse_preamble(await reader.read_exact(PREAMBLE_BYTES))
             if kind is StreamKind.MESSAGES:
                 await self._receive_messages(c, scope, stream, reader)
-            else:
+            elif self._within_rate(c.peer, scope):
                 await self._serve_request(c, kind, scope, stream, reader)
+            else:
+                stream.reset(ResetCode.REFUSED)
         except PeerProtocolError as exc:
             self._protocol_error(c, str(exc))
             stream.reset(ResetCode.PROTOCOL)
@@ -568,17 +628,41 @@ class PeerPool:
         while (payload := await reader.read_frame()) is not None:
             c.touch()
             counter.inc(len(payload) + 4)
+            if not self._within_rate(c.peer, scope):
+                continue
+            if not self.admission.access(c.peer).allows(scope):
+                self.metrics.rejection("unauthorized")
+                continue
             try:
                 msg = decode(payload, max_bytes=self.config.max_frame_bytes)
             except CodecError as exc:
                 raise PeerProtocolError(f"undecodable {scope.name.lower()} message: {exc}") from None
-            if not self.admission.allows(c.peer, scope):
-                self.metrics.rejection("unauthorized")
-                continue
             try:
                 queue.send_nowait((c.peer, msg))
             except trio.WouldBlock:
                 self.metrics.rejection("queue_full")
+
+    def _within_rate(self, peer: NodeId, scope: Scope) -> bool:
+        """Charge a limited peer's bucket for one message or stream (any scope); False: refuse it."""
+        if self.admission.access(peer) is not Access.LIMITED:
+            return True
+        p = self._peer(peer)
+        now = trio.current_time()
+        if p.bucket is None:
+            p.bucket = TokenBucket(self.config.limited_rate_per_s, self.config.limited_burst, now)
+        if p.bucket.take(now):
+            return True
+        self.metrics.rate_limited[scope].inc()
+        p.rate_refused += 1
+        if now >= p.rate_log_at:
+            peer_log(logger, peer).debug(
+                "over its rate (unstaked: %g a second): %d messages and requests refused since the last report",
+                self.config.limited_rate_per_s,
+                p.rate_refused,
+            )
+            p.rate_refused = 0
+            p.rate_log_at = now + self.config.rate_log_interval_s
+        return False
 
     async def _serve_request(
         self, c: _Conn, kind: StreamKind, scope: Scope, stream: Stream, reader: FrameReader
@@ -590,7 +674,7 @@ class PeerPool:
         c.touch()
         p = self._peer(c.peer)
         refusal: Rejected | None = None
-        if not self.admission.allows(c.peer, scope):
+        if not self.admission.access(c.peer).allows(scope):
             refusal = Unauthorized(f"{scope.name.lower()} is not open to {c.peer.short()}…")
         elif p.inbound >= self.config.max_requests_per_peer:
             refusal = TooManyRequests(f"at most {self.config.max_requests_per_peer} requests at once")
@@ -658,3 +742,9 @@ class PeerPool:
         with trio.move_on_after(self.config.request_timeout_s):
             while await reader.read_some():
                 pass
+
+
+def _raise_refused(exc: StreamReset, peer: NodeId, scope: Scope) -> None:
+    """A request or stream the peer reset with ``REFUSED`` (over its rate for us): raise TooManyRequests."""
+    if exc.reset_code == ResetCode.REFUSED:
+        raise TooManyRequests(f"{peer.short()}… refused the {scope.name.lower()} request (rate limit)") from None

@@ -1,4 +1,5 @@
-"""The async layer without sockets: follower checks, admission, and the JSON-RPC methods through the Dispatcher."""
+"""The async layer without sockets: follower checks and the JSON-RPC methods through the Dispatcher (peer admission:
+tests/unit/chain/test_chain_admission.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import trio
 import trio.testing
 
 from lightning.chain import Follower, Mempool, State, register_state_rpc
-from lightning.chain.admission import StateAdmission
 from lightning.chain.config import StateConfig
 from lightning.chain.forward import BlockSourceError
 from lightning.clock import TrioWallClock
-from lightning.ids import NodeId
 from lightning.rpc import Dispatcher
 from lightning.state.block import Block, BlockMalformed, CommitProof
 from lightning.state.executor import InvalidBlock
@@ -60,7 +59,8 @@ async def test_follower_applies_good_blocks_and_refuses_bad_ones(
     tx = CHAIN.sign(CHAIN.accounts[0], "transfer", nonce=1, to=b"\x01" * 32, amount=5)
     block, proof = CHAIN.block(state.head(), [tx], timestamp_ms=GENESIS_MS + 10)
 
-    forged = CommitProof.sequencer(block, CHAIN.nodes[1].consensus)  # signed by a non-member
+    # signed by a non-member
+    forged = CommitProof.sequencer(block, CHAIN.nodes[1].consensus, chain_id=CHAIN.genesis.chain_id)
     with pytest.raises(BlockMalformed, match="bad signature"):
         source.queue.append([(block, forged)])
         await follower.follow_once(leader.node.public.raw)
@@ -70,27 +70,13 @@ async def test_follower_applies_good_blocks_and_refuses_bad_ones(
         await follower.follow_once(leader.node.public.raw)
     other = replace(block, proposer=CHAIN.nodes[2].node_id)
     with pytest.raises(BlockMalformed):
-        source.queue.append([(other, CommitProof.sequencer(other, leader.consensus))])
+        source.queue.append([(other, CommitProof.sequencer(other, leader.consensus, chain_id=CHAIN.genesis.chain_id))])
         await follower.follow_once(leader.node.public.raw)
     assert state.head().height == 0
 
     source.queue.append([(block, proof)])
     assert await follower.follow_once(leader.node.public.raw) == 1
     assert state.head().height == 1 and state.account(b"\x01" * 32).balance == 5
-
-
-async def test_admission_follows_the_state(state: State) -> None:
-    adm = StateAdmission(state, CHAIN.genesis)
-
-    class Scope:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-    n0, n2 = NodeId(CHAIN.nodes[0].node.public.raw), NodeId(CHAIN.nodes[2].node.public.raw)
-    stranger = NodeId(b"\x05" * 32)
-    assert adm.admits(n0) and adm.admits(n2) and not adm.admits(stranger)
-    assert adm.allows(n0, Scope("CONSENSUS")) and not adm.allows(n2, Scope("CONSENSUS"))
-    assert adm.allows(n2, Scope("BLOCKS")) and not adm.allows(stranger, Scope("BLOCKS"))
 
 
 async def test_rpc_methods_through_the_dispatcher(state: State, nursery: trio.Nursery) -> None:
