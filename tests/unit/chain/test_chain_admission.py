@@ -11,12 +11,13 @@ import trio
 
 from lightning.amounts import UNIT
 from lightning.chain import State
-from lightning.chain.admission import StateAdmission
+from lightning.chain.admission import LEVEL_NEUTRAL_METHODS, StateAdmission
 from lightning.chain.config import StateConfig
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.net.admission import Access
 from lightning.net.wire import Scope
+from lightning.state.registry import METHODS
 from lightning.state.tx import SignedTransaction
 from lightning.testing.devchain import DevChain, derive_key
 
@@ -119,7 +120,7 @@ async def test_a_genesis_node_keeps_full_scopes_while_it_keeps_its_listed_stake(
         nursery.cancel_scope.cancel()
 
 
-async def test_the_per_message_answer_reads_the_state_once_per_height(state: State) -> None:
+async def test_levels_are_read_once_per_block_that_may_change_them(state: State) -> None:
     adm = StateAdmission(state, CHAIN.genesis)
     reads = 0
     view = state.view
@@ -130,13 +131,35 @@ async def test_the_per_message_answer_reads_the_state_once_per_height(state: Sta
         return view()
 
     state.view = counting_view  # type: ignore[method-assign]
-    for _ in range(1000):
+    for _ in range(1000):  # the per-message question: a dictionary lookup
         adm.access(N[2])
         adm.access(STRANGER)
     assert reads == 1
+
+    async def commit_counted(txs: list[SignedTransaction]) -> int:
+        nonlocal reads
+        state.view = view  # type: ignore[method-assign]
+        await commit(state, txs)
+        state.view = counting_view  # type: ignore[method-assign]
+        before = reads
+        adm.access(N[0])
+        adm.access(N[1])
+        return reads - before
+
+    a, b = CHAIN.accounts[0], CHAIN.accounts[1]
+    assert await commit_counted([]) == 0
+    assert await commit_counted([CHAIN.sign(a, "transfer", to=b.public.raw, amount=5)]) == 0
+    assert await commit_counted([CHAIN.sign(CHAIN.nodes[3].account, "stake", node=N[3], amount=1)]) == 1
+    assert adm.statistics().height == state.head().height
     state.view = view  # type: ignore[method-assign]
-    await commit(state, [])
+    await end_epoch(state)  # an epoch change always re-reads
     state.view = counting_view  # type: ignore[method-assign]
+    before = reads
     adm.access(N[0])
-    adm.access(N[1])
-    assert reads == 2
+    assert reads == before + 1
+    state.view = view  # type: ignore[method-assign]
+
+
+def test_level_neutral_methods_are_transaction_methods() -> None:
+    assert set(METHODS) > LEVEL_NEUTRAL_METHODS
+    assert not {"stake", "unstake", "slash", "change_protocol_param", "withdraw_unstaked"} & LEVEL_NEUTRAL_METHODS

@@ -3,6 +3,8 @@ come from a leader's real state through a scripted block source, the wall clock 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -33,12 +35,20 @@ class Replies:
         return self.queue.pop(0)
 
 
-async def _run(tmp_path: Path) -> None:
+@asynccontextmanager
+async def two_states(tmp_path: Path) -> AsyncIterator[tuple[State, State]]:
+    """A leader's state (blocks are made on it) and the follower's, both running."""
     leader_state = State(StateConfig(), tmp_path / "leader", CHAIN.genesis, inline=True)
     state = State(StateConfig(), tmp_path / "follower", CHAIN.genesis, inline=True)
     async with trio.open_nursery() as nursery:
         await nursery.start(leader_state.run)
         await nursery.start(state.run)
+        yield leader_state, state
+        nursery.cancel_scope.cancel()
+
+
+async def _run(tmp_path: Path) -> None:
+    async with two_states(tmp_path) as (leader_state, state):
         blocks = []
         for _ in range(BATCH + 6):  # 10 ms apart, from the genesis time on
             block, proof = CHAIN.block(leader_state.head(), [], timestamp_ms=leader_state.head().timestamp_ms + 10)
@@ -65,16 +75,11 @@ async def _run(tmp_path: Path) -> None:
         # a peer shows a block far ahead (gossip): syncing again until it catches up
         follower.observe_height(BATCH + 20)
         assert follower.catch_up() == CatchUpStatus(True, BATCH + 6, BATCH + 20)
-        nursery.cancel_scope.cancel()
 
 
 async def _stale(tmp_path: Path) -> None:
     """A short reply of old blocks (cut by the server's byte limit while far behind) is not the chain's tip."""
-    leader_state = State(StateConfig(), tmp_path / "leader", CHAIN.genesis, inline=True)
-    state = State(StateConfig(), tmp_path / "follower", CHAIN.genesis, inline=True)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(leader_state.run)
-        await nursery.start(state.run)
+    async with two_states(tmp_path) as (leader_state, state):
         block, proof = CHAIN.block(leader_state.head(), [], timestamp_ms=GENESIS_MS + 10)
         await leader_state.commit(block, proof)
         replies = Replies()
@@ -83,7 +88,6 @@ async def _stale(tmp_path: Path) -> None:
         replies.queue.append([(block, proof)])
         assert await follower.follow_once(NodeId.of(CHAIN.nodes[0].node), 0) == 1
         assert follower.catch_up() == CatchUpStatus(True, 1, 1)
-        nursery.cancel_scope.cancel()
 
 
 def test_catch_up_status_follows_what_the_fetches_show(tmp_path: Path) -> None:
