@@ -38,7 +38,13 @@ def test_preamble_round_trip_and_unknown_values():
 
 def test_scope_numbers_are_stable():
     # On the wire: never renumber.
-    assert [(s.name, s.value) for s in Scope] == [("BROADCAST", 1), ("BLOCKS", 2), ("CONSENSUS", 3), ("SYNC", 4), ("TXS", 5)]
+    assert [(s.name, s.value) for s in Scope] == [
+        ("BROADCAST", 1),
+        ("BLOCKS", 2),
+        ("CONSENSUS", 3),
+        ("SYNC", 4),
+        ("TXS", 5),
+    ]
     assert [(k.name, k.value) for k in StreamKind] == [("MESSAGES", 1), ("REQUEST", 2), ("STREAM", 3)]
 
 
