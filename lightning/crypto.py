@@ -37,15 +37,18 @@ class Domain(enum.Enum):
     """One tag per kind of signed message. Never reuse or renumber a tag."""
 
     TRANSACTION = "lightning/tx/v1"
-    CONSENSUS_VOTE = "lightning/consensus-vote/v1"
-    CONSENSUS_TIMEOUT = "lightning/consensus-timeout/v1"
+    CONSENSUS_VOTE = "lightning/consensus-vote/v1"  # retired: votes sign statements (STATEMENT)
+    CONSENSUS_TIMEOUT = "lightning/consensus-timeout/v1"  # retired: timeouts sign statements (STATEMENT)
     CHECKPOINT = "lightning/checkpoint/v1"
     BROADCAST = "lightning/broadcast/v1"
     HANDSHAKE = "lightning/handshake/v1"
     TLS_BINDING = "lightning/tls-binding/v1"
     TEST = "lightning/test/v1"
-    BLOCK_COMMIT = "lightning/block-commit/v1"
+    BLOCK_COMMIT = "lightning/block-commit/v1"  # retired: commit proofs sign statements (STATEMENT)
     BEACON = "lightning/beacon/v1"
+    STATEMENT = "lightning/statement/v1"  # lightning/statement.py: consensus, resolver records and later kinds
+    REGISTRATION = "lightning/registration/v1"  # a node registration, signed by its node key
+    REGISTRATION_CONSENSUS = "lightning/registration-consensus/v1"  # the same, signed by its consensus key
 
 
 def _signed_bytes(domain: Domain, message: bytes) -> bytes:

@@ -125,7 +125,7 @@ class Follower:
             keys = self.state.consensus_keys(block.epoch)
             if self._quorum_only and proof.kind != "quorum" and len(keys) > 1:
                 raise BlockMalformed(f"block {block.height}: a {proof.kind} proof; this chain needs a quorum")
-            proof.verify(block, keys)
+            proof.verify(block, keys, chain_id=self.state.genesis.chain_id)
             if proof.kind == "sequencer" and block.proposer != self.state.leader():
                 raise BlockMalformed(f"block {block.height} was not proposed by this epoch's sequencer")
             window = self._window_ms()

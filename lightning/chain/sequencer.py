@@ -69,7 +69,7 @@ class Sequencer:
             txs=[t.raw for t in txs],
             epoch=head.epoch,
         )
-        proof = CommitProof.sequencer(block, self._consensus_key)
+        proof = CommitProof.sequencer(block, self._consensus_key, chain_id=self.state.genesis.chain_id)
         outcome = await self.state.commit(block, proof)
         logger.info(
             "block %d: %d transactions (%d ok), root %s",

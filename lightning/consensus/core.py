@@ -19,17 +19,25 @@ prepare-vote        once per view (``voted_view`` < view, persisted first); the 
 lock                on every valid QC for this height with a higher view than our lock (persisted first).
 commit-vote         for a QC of view x only if ``voted_view`` <= x and ``commit_voted_view`` < x; then both := x.
 commit              a CommitProof (2f+1 commit votes) for the block at head + 1; execute it.
+propose             once per view as its leader (``proposed_view`` < view and the block's hash, persisted first), a
+                    signed ``proposal`` statement; after a restart in that view only the same block again, or none.
 timeout             after the view timer: stop prepare-voting in this view (``voted_view`` := view), send a timeout.
 enter view v        by a TC of v-1, by the commit proof of round v-1, by a QC of view v, or by f+1 members'
                     timeouts beyond ours (then time out of it at once); a leader proposes only with a TC or proof.
 ==================  =======================================================================================
 
 Outputs are returned in order; :class:`Persist` always precedes the messages that depend on it.
+
+Every signature is a signed statement (lightning/statement.py). Proposals, prepare votes and commit votes are
+slashable: the first of each kind per (view, member) is kept, and a second, different one that verifies is
+*evidence* (:class:`~lightning.statement.Equivocation`, :meth:`Core.evidence`, the :class:`EvidenceFound` output)
+— counted once, as before, and never voted on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,11 +57,13 @@ from lightning.consensus.safety import SafetyState
 from lightning.crypto import SigningKey
 from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof, quorum
+from lightning.statement import Equivocation, Kind, SignedStatement, Statement, block_payload_hash
 
 __all__ = [
     "Commit",
     "Core",
     "CoreConfig",
+    "EvidenceFound",
     "Member",
     "Output",
     "Persist",
@@ -64,6 +74,7 @@ __all__ = [
 
 VIEW_WINDOW = 64  # messages for views further ahead than this are dropped (a peer controls them)
 MAX_BODIES = 64
+MAX_EVIDENCE = 64  # equivocations kept in memory until the slashing path takes them
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,15 @@ class SyncNeeded:
     height: int
 
 
-Output = Send | Persist | Commit | ProposeReady | SyncNeeded
+@dataclass(frozen=True)
+class EvidenceFound:
+    """Member ``member`` signed two conflicting statements; ``evidence`` proves it to anyone with its key."""
+
+    member: int
+    evidence: Equivocation
+
+
+Output = Send | Persist | Commit | ProposeReady | SyncNeeded | EvidenceFound
 CheckBlock = Callable[[Block], "str | None"]
 
 
@@ -127,6 +146,7 @@ class CoreStatistics:
     rejected: int = 0
     last_reject: str = ""
     syncs: int = 0
+    equivocations: int = 0
 
 
 @dataclass
@@ -139,6 +159,7 @@ class Core:
     def __init__(
         self,
         *,
+        chain_id: int,
         epoch: int,
         members: Sequence[Member],
         me: int,
@@ -150,6 +171,7 @@ class Core:
         config: CoreConfig = CoreConfig(),
     ) -> None:
         assert 0 <= me < len(members)
+        self.chain_id = chain_id
         self.epoch = epoch
         self.members = tuple(members)
         self.keys = [m.key for m in members]
@@ -173,7 +195,11 @@ class Core:
         self._bodies: dict[bytes, Block] = {}
         self._proposals: dict[int, tuple[Proposal, bytes]] = {}
         self._votes: dict[tuple[int, int, bytes], _Collect] = {}
-        self._voters: set[tuple[str, int, int]] = set()  # (kind, view, member): first vote per member and view
+        # (kind, view, member) -> the first (height, block hash, signature) of a slashable kind: one counts, and a
+        # different second one is evidence
+        self._signed: dict[tuple[Kind, int, int], tuple[int, bytes, bytes]] = {}
+        self._reported: set[tuple[Kind, int, int]] = set()
+        self._evidence: deque[Equivocation] = deque(maxlen=MAX_EVIDENCE)
         self._commit_votes: dict[tuple[int, int, bytes], _Collect] = {}
         self._certs: dict[bytes, CommitProof] = {}
         self._timeouts: dict[int, dict[int, Timeout]] = {}
@@ -191,6 +217,10 @@ class Core:
     # -- public interface --------------------------------------------------------------------------------------
     def statistics(self) -> CoreStatistics:
         return self._stats  # frozen: a snapshot as it is
+
+    def evidence(self) -> tuple[Equivocation, ...]:
+        """The equivocations this member has seen (the latest :data:`MAX_EVIDENCE`), oldest first."""
+        return tuple(self._evidence)
 
     def _bump(self, **deltas: int) -> None:
         s = self._stats
@@ -294,10 +324,14 @@ class Core:
                 txs=txs,
                 epoch=self.epoch,
             )
+        block_hash = block.hash()
+        self._proposed_view = view
+        if self.s.proposed_view == view and self.s.proposed_block != block_hash:
+            return []  # restarted after proposing another block in this view: proposing this one would equivocate
         tc = self._entry if isinstance(self._entry, TC) else None
         parent = self._last_proof if self._last_proof and self._last_proof.height == self.head.height else None
-        proposal = Proposal(view, block, lock, tc, parent)
-        self._proposed_view = view
+        proposal = Proposal.sign(self._key, self.chain_id, self.epoch, view, block, lock, tc, parent)
+        self._set(proposed_view=view, proposed_block=block_hash)
         self._bump(proposals=1)
         self._send(None, proposal.to_wire(self.epoch))
         self._on_proposal(self.me, proposal, now)
@@ -328,6 +362,18 @@ class Core:
             and self._proposed_view < view
             and not self._executing
             and (view == 0 or self._entry is not None)
+            and (self.s.proposed_view < view or self._may_resend(view))
+        )
+
+    def _may_resend(self, view: int) -> bool:
+        """After a restart in a view we proposed in: only that block again, and only if we hold it as our lock."""
+        lock = self.s.lock
+        return (
+            self.s.proposed_view == view
+            and lock is not None
+            and lock.block_hash == self.s.proposed_block
+            and lock.height == self.head.height + 1
+            and lock.block_hash in self._bodies
         )
 
     def _maybe_ready(self) -> None:
@@ -343,8 +389,9 @@ class Core:
             self._bump(view_changes=1)
             self._proposals = {v: p for v, p in self._proposals.items() if v >= view}
             self._timeouts = {v: t for v, t in self._timeouts.items() if v >= view}
-            if len(self._voters) > 8 * VIEW_WINDOW * self.n:
-                self._voters = {k for k in self._voters if k[1] >= view - VIEW_WINDOW}
+            if len(self._signed) > 8 * VIEW_WINDOW * self.n:
+                self._signed = {k: v for k, v in self._signed.items() if k[1] >= view - VIEW_WINDOW}
+                self._reported = {k for k in self._reported if k[1] >= view - VIEW_WINDOW}
         elif view == self.s.view and self._entry is None and entry is not None:
             self._entry = entry
         else:
@@ -382,20 +429,24 @@ class Core:
     def _on_proposal(self, sender: int, p: Proposal, now: float) -> None:
         if sender != self.leader(p.view):
             raise MessageInvalid(f"member {sender} does not lead view {p.view}")
-        if p.view > self.s.view + VIEW_WINDOW or p.view in self._proposals:
+        if p.view > self.s.view + VIEW_WINDOW:
+            return
+        block_hash = p.block.hash()
+        if not p.valid(self.chain_id, self.epoch, self.keys[sender], block_hash):
+            raise MessageInvalid(f"bad proposal signature from member {sender}")
+        if not self._first(Kind.PROPOSAL, p.view, sender, p.block.height, block_hash, p.sig):
             return
         if p.qc is not None:
-            p.qc.verify(self.epoch, self.keys)
+            p.qc.verify(self.chain_id, self.epoch, self.keys)
         if p.tc is not None:
             if p.tc.view + 1 != p.view:
                 raise MessageInvalid("a proposal's TC must be of the previous view")
-            p.tc.verify(self.epoch, self.keys)
+            p.tc.verify(self.chain_id, self.epoch, self.keys)
         if p.parent_proof is not None:
             pp = p.parent_proof
             if (pp.block_hash, pp.height) != (p.block.parent, p.block.height - 1):
                 raise MessageInvalid("a proposal's parent proof must be of its parent")
-            verify_commit_proof(pp, self.epoch, self.keys)
-        block_hash = p.block.hash()
+            verify_commit_proof(pp, self.chain_id, self.epoch, self.keys)
         self._store_body(p.block, block_hash)
         if p.view >= self.s.view:
             self._proposals[p.view] = (p, block_hash)
@@ -437,17 +488,31 @@ class Core:
             self._reject(f"view {p.view}: block {block.height} {problem}")
             return
         self._set(voted_view=self.s.view)
-        vote = Vote.sign(self._key, self.epoch, p.view, block.height, block_hash)
+        vote = Vote.sign(self._key, self.chain_id, self.epoch, p.view, block.height, block_hash)
         self._bump(votes=1)
         self._send(None, vote.to_wire(self.epoch))
         self._add_vote(self.me, vote)
 
-    def _first(self, kind: str, view: int, member: int) -> bool:
+    def _first(self, kind: Kind, view: int, member: int, height: int, block_hash: bytes, sig: bytes) -> bool:
+        """Whether this (verified) statement is the member's first of ``kind`` in ``view``; a different second one is
+        recorded as evidence (once per kind, view and member)."""
         key = (kind, view, member)
-        if key in self._voters:
-            return False
-        self._voters.add(key)
-        return True
+        seen = self._signed.get(key)
+        if seen is None:
+            self._signed[key] = (height, block_hash, sig)
+            return True
+        if (seen[0], seen[1]) != (height, block_hash) and key not in self._reported:
+            self._reported.add(key)
+            a, b = (self._statement(kind, view, h, bh, sg) for h, bh, sg in (seen, (height, block_hash, sig)))
+            evidence = Equivocation.of(self.keys[member], a, b)
+            self._evidence.append(evidence)
+            self._bump(equivocations=1)
+            self._out.append(EvidenceFound(member, evidence))
+        return False
+
+    def _statement(self, kind: Kind, view: int, height: int, block_hash: bytes, sig: bytes) -> SignedStatement:
+        digest = block_payload_hash(height, block_hash)
+        return SignedStatement(Statement(self.chain_id, self.epoch, view, kind, digest), sig)
 
     def _in_window(self, view: int, height: int) -> bool:
         return height == self.head.height + 1 and self.s.view - VIEW_WINDOW <= view <= self.s.view + VIEW_WINDOW
@@ -455,9 +520,9 @@ class Core:
     def _add_vote(self, sender: int, vote: Vote) -> None:
         if not self._in_window(vote.view, vote.height):
             return
-        if not vote.valid(self.epoch, self.keys[sender]):
+        if not vote.valid(self.chain_id, self.epoch, self.keys[sender]):
             raise MessageInvalid(f"bad vote signature from member {sender}")
-        if not self._first("vote", vote.view, sender):
+        if not self._first(Kind.VOTE, vote.view, sender, vote.height, vote.block_hash, vote.sig):
             return
         c = self._votes.setdefault((vote.view, vote.height, vote.block_hash), _Collect())
         c.sigs[sender] = vote.sig
@@ -477,16 +542,16 @@ class Core:
             self._set(lock=qc)
         if self.s.voted_view <= qc.view and self.s.commit_voted_view < qc.view:
             self._set(voted_view=qc.view, commit_voted_view=qc.view)
-            cv = CommitVote.sign(self._key, self.epoch, qc.view, qc.height, qc.block_hash)
+            cv = CommitVote.sign(self._key, self.chain_id, self.epoch, qc.view, qc.height, qc.block_hash)
             self._send(None, cv.to_wire(self.epoch))
             self._add_commit_vote(self.me, cv, now)
 
     def _add_commit_vote(self, sender: int, cv: CommitVote, now: float | None) -> None:
         if not self._in_window(cv.view, cv.height):
             return
-        if not cv.valid(self.epoch, self.keys[sender]):
+        if not cv.valid(self.chain_id, self.epoch, self.keys[sender]):
             raise MessageInvalid(f"bad commit vote signature from member {sender}")
-        if not self._first("commit", cv.view, sender):
+        if not self._first(Kind.COMMIT_VOTE, cv.view, sender, cv.height, cv.block_hash, cv.sig):
             return
         c = self._commit_votes.setdefault((cv.view, cv.height, cv.block_hash), _Collect())
         c.sigs[sender] = cv.sig
@@ -529,18 +594,18 @@ class Core:
             self._sync(next(i for i, _ in waiting[0].signatures if i != self.me))
         else:
             self._sync((self.me + self._in_row) % self.n)
-        t = Timeout.sign(self._key, self.epoch, view, self.head.height + 1, self.s.lock)
+        t = Timeout.sign(self._key, self.chain_id, self.epoch, view, self.head.height + 1, self.s.lock)
         self._send(None, t.to_wire(self.epoch))
         self._add_timeout(self.me, t, now)
 
     def _add_timeout(self, sender: int, t: Timeout, now: float) -> None:
         if t.view > self.s.view + VIEW_WINDOW:
             return
-        if not t.valid(self.epoch, self.keys[sender]):
+        if not t.valid(self.chain_id, self.epoch, self.keys[sender]):
             raise MessageInvalid(f"bad timeout signature from member {sender}")
         if t.qc is not None:
             if sender != self.me:
-                t.qc.verify(self.epoch, self.keys)
+                t.qc.verify(self.chain_id, self.epoch, self.keys)
             self._learn_qc(t.qc, sender, now)
         if t.height > self.head.height + 1:
             # A timeout's height is not signed: one member's claim alone must not send us syncing (a Byzantine

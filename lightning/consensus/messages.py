@@ -1,14 +1,16 @@
 """Consensus messages and certificates: their wire form, signatures and verification (docs/consensus.md).
 
-Every message is a canonical msgpack map ``{"t": kind, "epoch": e, ...}``. Signed payloads:
+Every message is a canonical msgpack map ``{"t": kind, "epoch": e, ...}``. Every signature covers a signed statement
+(lightning/statement.py, docs/wire.md) under ``Domain.STATEMENT``, with the chain id, the epoch and the view:
 
-=============  ==========================  =====================================================================
-what           domain                      signed bytes
-=============  ==========================  =====================================================================
-prepare vote   ``CONSENSUS_VOTE``          ``encode({"epoch", "view", "height", "block"})``
-commit vote    ``BLOCK_COMMIT``            ``commit_message(block, height, epoch, view)`` (the block's CommitProof)
-timeout        ``CONSENSUS_TIMEOUT``       ``encode({"epoch", "view"})``
-=============  ==========================  =====================================================================
+=============  ===============  ==================================================================
+what           statement kind   payload (hashed into the statement)
+=============  ===============  ==================================================================
+proposal       ``proposal``     ``encode({"height", "block"})`` (the proposed block's hash)
+prepare vote   ``vote``         ``encode({"height", "block"})``
+commit vote    ``commit_vote``  ``encode({"height", "block"})`` (the block's CommitProof signatures)
+timeout        ``timeout``      the empty byte string (a timeout says only "I leave this view")
+=============  ===============  ==================================================================
 
 A QC is 2f+1 prepare votes for one (view, height, block); a TC is 2f+1 timeouts for one view, carrying the highest
 QC its signers reported; 2f+1 commit votes are the block's :class:`~lightning.state.block.CommitProof`
@@ -22,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from lightning.codec import encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
 from lightning.errors import LightningError, RemoteProtocolError
 from lightning.state.block import Block, BlockMalformed, CommitProof, quorum
 from lightning.state.block import commit_message as _commit_message
+from lightning.statement import Kind, Statement, block_statement, payload_hash
 
 __all__ = [
     "QC",
@@ -39,6 +41,7 @@ __all__ = [
     "Timeout",
     "Vote",
     "decode_message",
+    "proposal_message",
     "timeout_message",
     "verify_commit_proof",
     "verify_signature",
@@ -66,19 +69,28 @@ def verify_signature(key: bytes, domain: Domain, message: bytes, signature: byte
     return True
 
 
+# One memo per kind, keyed by plain values: a vote is checked again for every certificate that carries it, and the
+# lookup is most of what a check costs then (verify_signature is memoised too).
 @functools.lru_cache(maxsize=4096)
-def vote_message(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
-    return encode({"epoch": epoch, "view": view, "height": height, "block": block_hash})
-
-
-@functools.lru_cache(maxsize=4096)
-def timeout_message(epoch: int, view: int) -> bytes:
-    return encode({"epoch": epoch, "view": view})
+def vote_message(chain_id: int, epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+    return block_statement(chain_id, epoch, view, Kind.VOTE, height, block_hash)
 
 
 @functools.lru_cache(maxsize=4096)
-def commit_message(block_hash: bytes, height: int, epoch: int, view: int) -> bytes:
-    return _commit_message(block_hash, height, epoch, view)
+def commit_message(chain_id: int, block_hash: bytes, height: int, epoch: int, view: int) -> bytes:
+    return _commit_message(chain_id, block_hash, height, epoch, view)
+
+
+def proposal_message(chain_id: int, epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+    return block_statement(chain_id, epoch, view, Kind.PROPOSAL, height, block_hash)
+
+
+_NO_PAYLOAD = payload_hash(b"")
+
+
+@functools.lru_cache(maxsize=4096)
+def timeout_message(chain_id: int, epoch: int, view: int) -> bytes:
+    return Statement(chain_id, epoch, view, Kind.TIMEOUT, _NO_PAYLOAD).encode()
 
 
 def _uint(v: Any, name: str) -> int:
@@ -144,9 +156,9 @@ class QC:
             _sigs(v["sigs"], n),
         )
 
-    def verify(self, epoch: int, keys: Sequence[bytes]) -> None:
-        msg = vote_message(epoch, self.view, self.height, self.block_hash)
-        _check_quorum(self.sigs, keys, Domain.CONSENSUS_VOTE, msg, f"QC of view {self.view}")
+    def verify(self, chain_id: int, epoch: int, keys: Sequence[bytes]) -> None:
+        msg = vote_message(chain_id, epoch, self.view, self.height, self.block_hash)
+        _check_quorum(self.sigs, keys, Domain.STATEMENT, msg, f"QC of view {self.view}")
 
 
 @dataclass(frozen=True)
@@ -171,21 +183,22 @@ class TC:
         qc = None if v["high_qc"] is None else QC.from_wire(v["high_qc"], n)
         return cls(_uint(v["view"], "tc view"), _sigs(v["sigs"], n), qc)
 
-    def verify(self, epoch: int, keys: Sequence[bytes]) -> None:
-        _check_quorum(self.sigs, keys, Domain.CONSENSUS_TIMEOUT, timeout_message(epoch, self.view), f"TC {self.view}")
+    def verify(self, chain_id: int, epoch: int, keys: Sequence[bytes]) -> None:
+        msg = timeout_message(chain_id, epoch, self.view)
+        _check_quorum(self.sigs, keys, Domain.STATEMENT, msg, f"TC {self.view}")
         if self.high_qc is not None:
-            self.high_qc.verify(epoch, keys)
+            self.high_qc.verify(chain_id, epoch, keys)
 
 
-def verify_commit_proof(proof: CommitProof, epoch: int, keys: Sequence[bytes]) -> None:
+def verify_commit_proof(proof: CommitProof, chain_id: int, epoch: int, keys: Sequence[bytes]) -> None:
     """A quorum commit proof of this epoch's committee, checked without the block body."""
     if proof.kind != "quorum" or proof.epoch != epoch:
         raise MessageInvalid("not a quorum commit proof of this epoch")
     _check_quorum(
         proof.signatures,
         keys,
-        Domain.BLOCK_COMMIT,
-        commit_message(proof.block_hash, proof.height, proof.epoch, proof.round),
+        Domain.STATEMENT,
+        commit_message(chain_id, proof.block_hash, proof.height, proof.epoch, proof.round),
         f"commit proof {proof.height}",
     )
 
@@ -197,6 +210,27 @@ class Proposal:
     qc: QC | None  # the leader's lock: lets members locked on an older QC vote for this block
     tc: TC | None  # the TC of view - 1, when the leader entered this view by one
     parent_proof: CommitProof | None  # the commit proof of block height - 1 (entering this view by a commit)
+    sig: bytes  # the leader's ``proposal`` statement on (view, block height, block hash)
+
+    @classmethod
+    def sign(
+        cls,
+        key: SigningKey,
+        chain_id: int,
+        epoch: int,
+        view: int,
+        block: Block,
+        qc: QC | None,
+        tc: TC | None,
+        parent_proof: CommitProof | None,
+    ) -> Proposal:
+        msg = proposal_message(chain_id, epoch, view, block.height, block.hash())
+        return cls(view, block, qc, tc, parent_proof, key.sign(Domain.STATEMENT, msg))
+
+    def valid(self, chain_id: int, epoch: int, key: bytes, block_hash: bytes) -> bool:
+        """Whether ``key`` signed this proposal; ``block_hash`` is ``block.hash()``, which the caller has anyway."""
+        msg = proposal_message(chain_id, epoch, self.view, self.block.height, block_hash)
+        return verify_signature(key, Domain.STATEMENT, msg, self.sig)
 
     def to_wire(self, epoch: int) -> dict[str, Any]:
         return {
@@ -207,13 +241,14 @@ class Proposal:
             "qc": None if self.qc is None else self.qc.to_wire(),
             "tc": None if self.tc is None else self.tc.to_wire(),
             "parent_proof": None if self.parent_proof is None else self.parent_proof.to_wire(),
+            "sig": self.sig,
         }
 
 
 @dataclass(frozen=True)
 class _BlockVote:
     """A member's signature on (epoch, view, height, block hash). The two kinds, :class:`Vote` and
-    :class:`CommitVote`, differ only in their wire tag, signing domain and signed bytes."""
+    :class:`CommitVote`, differ only in their wire tag and statement kind."""
 
     view: int
     height: int
@@ -221,15 +256,16 @@ class _BlockVote:
     sig: bytes
 
     KIND: ClassVar[str]
-    DOMAIN: ClassVar[Domain]
+    STATEMENT: ClassVar[Kind]
 
     @staticmethod
-    def signed_bytes(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+    def signed_bytes(chain_id: int, epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
         raise NotImplementedError
 
     @classmethod
-    def sign(cls, key: SigningKey, epoch: int, view: int, height: int, block_hash: bytes) -> Self:
-        return cls(view, height, block_hash, key.sign(cls.DOMAIN, cls.signed_bytes(epoch, view, height, block_hash)))
+    def sign(cls, key: SigningKey, chain_id: int, epoch: int, view: int, height: int, block_hash: bytes) -> Self:
+        msg = cls.signed_bytes(chain_id, epoch, view, height, block_hash)
+        return cls(view, height, block_hash, key.sign(Domain.STATEMENT, msg))
 
     def to_wire(self, epoch: int) -> dict[str, Any]:
         return {
@@ -241,9 +277,9 @@ class _BlockVote:
             "sig": self.sig,
         }
 
-    def valid(self, epoch: int, key: bytes) -> bool:
-        msg = self.signed_bytes(epoch, self.view, self.height, self.block_hash)
-        return verify_signature(key, self.DOMAIN, msg, self.sig)
+    def valid(self, chain_id: int, epoch: int, key: bytes) -> bool:
+        msg = self.signed_bytes(chain_id, epoch, self.view, self.height, self.block_hash)
+        return verify_signature(key, Domain.STATEMENT, msg, self.sig)
 
 
 @dataclass(frozen=True)
@@ -251,11 +287,11 @@ class Vote(_BlockVote):
     """A prepare vote; 2f+1 of them for one (view, height, block) are a :class:`QC`."""
 
     KIND = "vote"
-    DOMAIN = Domain.CONSENSUS_VOTE
+    STATEMENT = Kind.VOTE
 
     @staticmethod
-    def signed_bytes(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
-        return vote_message(epoch, view, height, block_hash)
+    def signed_bytes(chain_id: int, epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+        return vote_message(chain_id, epoch, view, height, block_hash)
 
 
 @dataclass(frozen=True)
@@ -263,11 +299,11 @@ class CommitVote(_BlockVote):
     """A commit vote; 2f+1 of them are the block's :class:`~lightning.state.block.CommitProof`."""
 
     KIND = "commit"
-    DOMAIN = Domain.BLOCK_COMMIT
+    STATEMENT = Kind.COMMIT_VOTE
 
     @staticmethod
-    def signed_bytes(epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
-        return commit_message(block_hash, height, epoch, view)
+    def signed_bytes(chain_id: int, epoch: int, view: int, height: int, block_hash: bytes) -> bytes:
+        return commit_message(chain_id, block_hash, height, epoch, view)
 
 
 @dataclass(frozen=True)
@@ -278,8 +314,8 @@ class Timeout:
     sig: bytes
 
     @classmethod
-    def sign(cls, key: SigningKey, epoch: int, view: int, height: int, qc: QC | None) -> Timeout:
-        return cls(view, height, qc, key.sign(Domain.CONSENSUS_TIMEOUT, timeout_message(epoch, view)))
+    def sign(cls, key: SigningKey, chain_id: int, epoch: int, view: int, height: int, qc: QC | None) -> Timeout:
+        return cls(view, height, qc, key.sign(Domain.STATEMENT, timeout_message(chain_id, epoch, view)))
 
     def to_wire(self, epoch: int) -> dict[str, Any]:
         return {
@@ -291,14 +327,14 @@ class Timeout:
             "sig": self.sig,
         }
 
-    def valid(self, epoch: int, key: bytes) -> bool:
-        return verify_signature(key, Domain.CONSENSUS_TIMEOUT, timeout_message(epoch, self.view), self.sig)
+    def valid(self, chain_id: int, epoch: int, key: bytes) -> bool:
+        return verify_signature(key, Domain.STATEMENT, timeout_message(chain_id, epoch, self.view), self.sig)
 
 
 Message = Proposal | Vote | CommitVote | Timeout
 
 _FIELDS = {
-    "proposal": {"t", "epoch", "view", "block", "qc", "tc", "parent_proof"},
+    "proposal": {"t", "epoch", "view", "block", "qc", "tc", "parent_proof", "sig"},
     "vote": {"t", "epoch", "view", "height", "block", "sig"},
     "commit": {"t", "epoch", "view", "height", "block", "sig"},
     "timeout": {"t", "epoch", "view", "height", "qc", "sig"},
@@ -319,7 +355,7 @@ def decode_message(v: Any, n: int) -> tuple[int, Message]:
             raise MessageInvalid(f"proposal: {exc}") from None
         qc = None if v["qc"] is None else QC.from_wire(v["qc"], n)
         tc = None if v["tc"] is None else TC.from_wire(v["tc"], n)
-        return epoch, Proposal(view, block, qc, tc, proof)
+        return epoch, Proposal(view, block, qc, tc, proof, _bytes(v["sig"], "sig", SIGNATURE_BYTES))
     height = _uint(v["height"], "height")
     sig = _bytes(v["sig"], "sig", SIGNATURE_BYTES)
     if kind == "timeout":

@@ -1,9 +1,10 @@
-"""A member's persisted safety state: what it must remember across restarts so it never signs two conflicting votes.
+"""A member's persisted safety state: what it must remember across restarts so it never signs two conflicting
+statements (lightning/statement.py: proposals, prepare votes and commit votes are slashable).
 
 The core emits :class:`~lightning.consensus.core.Persist` *before* any message that depends on it; the adapter writes
 it durably (write to a temporary file, fsync, rename, fsync the directory) and only then sends. A member that
-restarts loads it and so never prepare-votes twice in one view, never commit-votes below a view it voted in, and
-keeps its lock.
+restarts loads it and so never prepare-votes twice in one view, never commit-votes below a view it voted in, never
+proposes a different block in a view it proposed in, and keeps its lock.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class SafetyState:
     voted_view: int  # highest view it prepare-voted in (or timed out of); -1: none
     commit_voted_view: int  # highest view it commit-voted in; -1: none
     lock: QC | None  # the highest QC it has seen for the height it works on
+    proposed_view: int = -1  # highest view it proposed in as leader; -1: none
+    proposed_block: bytes = b""  # the hash of the block it proposed then
 
     def with_(self, **kw: Any) -> SafetyState:
         return replace(self, **kw)
@@ -41,12 +44,22 @@ class SafetyState:
             "voted_view": self.voted_view + 1,
             "commit_voted_view": self.commit_voted_view + 1,
             "lock": None if self.lock is None else self.lock.to_wire(),
+            "proposed_view": self.proposed_view + 1,
+            "proposed_block": self.proposed_block,
         }
 
     @classmethod
     def from_wire(cls, v: Any) -> SafetyState:
         lock = None if v["lock"] is None else QC.from_wire(v["lock"], 1024)
-        return cls(v["epoch"], v["view"], v["voted_view"] - 1, v["commit_voted_view"] - 1, lock)
+        if "proposed_view" in v:
+            proposed_view, proposed_block = v["proposed_view"] - 1, v["proposed_block"]
+        else:  # written before leaders signed proposals: assume it proposed in its view (costs at most that view)
+            proposed_view, proposed_block = v["view"], b""
+        if not isinstance(proposed_block, bytes) or len(proposed_block) not in (0, 32):
+            raise TypeError("proposed_block: expected a 32-byte block hash")
+        return cls(
+            v["epoch"], v["view"], v["voted_view"] - 1, v["commit_voted_view"] - 1, lock, proposed_view, proposed_block
+        )
 
     @classmethod
     def initial(cls, epoch: int) -> SafetyState:

@@ -27,6 +27,7 @@ from lightning.consensus.core import (
     Core,
     CoreConfig,
     CoreStatistics,
+    EvidenceFound,
     Member,
     Output,
     Persist,
@@ -70,6 +71,11 @@ class _Metrics:
         self.rejected = Counter(
             "lightning_consensus_rejected_messages", "Members' messages this member refused", registry=registry
         )
+        self.equivocations = Counter(
+            "lightning_consensus_equivocations",
+            "Members' conflicting signed statements (proposals, votes, commit votes) this member kept as evidence",
+            registry=registry,
+        )
         self.latency = Histogram(
             "lightning_consensus_commit_latency_seconds",
             "From proposing a block (as leader) to executing it",
@@ -92,6 +98,7 @@ class _Metrics:
             (self.proposals, "proposals"),
             (self.votes, "votes"),
             (self.rejected, "rejected"),
+            (self.equivocations, "equivocations"),
         ):
             gained = getattr(now, field) - getattr(base, field)
             if gained > 0:
@@ -160,6 +167,7 @@ class Consensus:
         members = [Member(nid, key) for nid, key in zip(member_ids, keys, strict=True)]
         saved = self._safety.load() if self._inline else await trio.to_thread.run_sync(self._safety.load)
         core = Core(
+            chain_id=self.state.genesis.chain_id,
             epoch=epoch,
             members=members,
             me=list(member_ids).index(self.node_id),
@@ -254,6 +262,19 @@ class Consensus:
                     nursery.start_soon(self._wait_batch, o.view)
                 elif isinstance(o, SyncNeeded):
                     more += await self._catch_up(core, o.peer)
+                elif isinstance(o, EvidenceFound):
+                    first, second = o.evidence.first.statement, o.evidence.second.statement
+                    logger.warning(
+                        "consensus: member %d (%s…) equivocated: two %s statements in epoch %d view %d (payloads %s…, "
+                        "%s…); kept as evidence",
+                        o.member,
+                        core.members[o.member].node_id.short(),
+                        first.kind.value,
+                        first.epoch,
+                        first.seq,
+                        first.payload_hash.hex()[:12],
+                        second.payload_hash.hex()[:12],
+                    )
             if self._metrics is not None:
                 self._metrics.follow(core)
             outs = more
@@ -292,7 +313,7 @@ class Consensus:
                     keys = self.state.consensus_keys(block.epoch)
                     if proof.kind != "quorum" and len(keys) > 1:
                         raise BlockMalformed("not a quorum proof")
-                    proof.verify(block, keys)
+                    proof.verify(block, keys, chain_id=self.state.genesis.chain_id)
                     await self.state.commit(block, proof)
                 except (BlockMalformed, InvalidBlock) as exc:
                     logger.warning("consensus: block %d from member %d: %s", block.height, peer, exc)

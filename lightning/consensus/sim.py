@@ -7,12 +7,17 @@ reorder), drops what crosses a partition or reaches a crashed member, and the sc
 ``fault_s``; then every partition heals and every crashed member restarts from its persisted safety state and chain,
 and the run continues until ``end_s``.
 
-Faults: ``crash`` (honest members crash and restart), ``partition`` (random splits, then heals), ``delay`` (slow,
-jittery links), ``equivocate`` (a Byzantine leader sends different blocks to different members in one view),
-``byzvote`` (a Byzantine member prepare- and commit-votes for every block it sees). At most f members are Byzantine.
+Faults: ``crash`` (honest members crash and restart), ``bounce`` (the current leader, if honest, crashes and
+restarts at once, usually in the view it proposed in), ``partition`` (random splits, then heals), ``delay`` (slow,
+jittery links), ``equivocate`` (a Byzantine leader signs different blocks for different members in one view, and
+sends both to some), ``byzvote`` (a Byzantine member prepare- and commit-votes for every block it sees). At most f
+members are Byzantine.
 
 Checked after every run: no two different blocks committed at one height on honest members; equal state roots at
 every height; every honest member at least two blocks beyond the highest height at the heal (progress resumes).
+Checked as it runs: every statement an honest member signs (each message it sends, its signature verified against
+the statement) never conflicts with one it signed before, across view changes and restarts; and every equivocation
+a core reports verifies and names a Byzantine member.
 """
 
 from __future__ import annotations
@@ -27,17 +32,39 @@ from typing import Any
 import blake3
 
 from lightning.codec import decode, encode
-from lightning.consensus.core import Commit, Core, CoreConfig, Member, Output, Persist, ProposeReady, Send, SyncNeeded
-from lightning.consensus.messages import CommitVote, MessageInvalid, Proposal, Vote, decode_message, verify_commit_proof
+from lightning.consensus.core import (
+    Commit,
+    Core,
+    CoreConfig,
+    EvidenceFound,
+    Member,
+    Output,
+    Persist,
+    ProposeReady,
+    Send,
+    SyncNeeded,
+)
+from lightning.consensus.messages import (
+    CommitVote,
+    MessageInvalid,
+    Proposal,
+    Vote,
+    decode_message,
+    verify_commit_proof,
+    verify_signature,
+)
 from lightning.consensus.safety import MemorySafetyStore
-from lightning.crypto import SigningKey
+from lightning.crypto import Domain, SigningKey
 from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof
+from lightning.statement import Equivocation, EvidenceInvalid, Kind, Statement, block_payload_hash, payload_hash
 
-__all__ = ["ALL_FAULTS", "SimConfig", "SimResult", "run_simulation"]
+__all__ = ["ALL_FAULTS", "SIM_CHAIN_ID", "SimConfig", "SimResult", "run_simulation"]
 
-ALL_FAULTS = ("crash", "partition", "delay", "equivocate", "byzvote")
+ALL_FAULTS = ("crash", "bounce", "partition", "delay", "equivocate", "byzvote")
 GENESIS_TS_MS = 1_700_000_000_000
+SIM_CHAIN_ID = 77
+_WIRE_KINDS = {"proposal": Kind.PROPOSAL, "vote": Kind.VOTE, "commit": Kind.COMMIT_VOTE, "timeout": Kind.TIMEOUT}
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,8 @@ class SimResult:
     events: int
     height_at_heal: int
     stats: dict[str, int] = field(default_factory=dict)
+    statements: int = 0  # statements honest members signed (and sent), all checked pairwise for conflicts
+    evidence: int = 0  # equivocations honest cores reported (each verified, each naming a Byzantine member)
 
     @property
     def ok(self) -> bool:
@@ -120,6 +149,11 @@ class _Sim:
         for kind in byz_kinds[: self.f]:
             self.byz[candidates.pop()] = kind
         self.honest = [i for i in range(n) if i not in self.byz]
+        # what each honest member signed: (kind, view) -> statement (the first; a different second is a violation)
+        self.signed: list[dict[tuple[Kind, int], Statement]] = [{} for _ in range(n)]
+        self.statements = 0
+        self.evidence: set[tuple[int, Kind, int]] = set()  # (member, kind, view) reported by any honest core
+        self.verified: set[Equivocation] = set()
 
     # -- plumbing -----------------------------------------------------------------------------------------------
     def at(self, t: float, kind: str, *args: Any) -> None:
@@ -135,6 +169,7 @@ class _Sim:
     def start(self, i: int) -> None:
         chain = self.chains[i]
         core = Core(
+            chain_id=SIM_CHAIN_ID,
             epoch=0,
             members=self.members,
             me=i,
@@ -151,6 +186,10 @@ class _Sim:
         self.timer_at[i] = None
         self.log(f"n{i} start view {core.view} height {chain.head.height}")
         self.handle(i, core.start(self.now))
+        if self.incarnation[i] > 1 and chain.blocks:
+            # a restarted member learns its head's commit proof again (a late commit vote or a parent proof does
+            # the same): a leader whose view that proof entered may lead it again — and must not equivocate
+            self.handle(i, core.on_head(chain.head, chain.blocks[-1][1], self.now))
 
     def crash(self, i: int) -> None:
         if self.cores[i] is not None:
@@ -174,6 +213,8 @@ class _Sim:
             elif isinstance(o, SyncNeeded):
                 self.log(f"n{i} sync from n{o.peer} at {o.height}")
                 self.deliver_later(i, o.peer, ("sync_req", o.height))
+            elif isinstance(o, EvidenceFound):
+                self.on_evidence(i, o)
         deadline = core.deadline()
         at = self.timer_at[i]
         if at is None or deadline < at or at < self.now:
@@ -183,12 +224,16 @@ class _Sim:
     def send(self, src: int, to: int | None, msg: dict[str, Any]) -> None:
         # what a peer gets: canonical msgpack (lists, not tuples); votes and timeouts are flat, proposals are not
         wire = decode(encode(msg)) if msg["t"] == "proposal" else msg
+        if src not in self.byz:
+            self.check_signed(src, wire)
         targets = [j for j in range(self.n) if j != src] if to is None else [to]
         if self.byz.get(src) == "equivocate" and msg["t"] == "proposal" and to is None:
             other = self.equivocation(src, wire)
             self.log(f"n{src} EQUIVOCATES in view {msg['view']}")
             for j in targets:
                 self.deliver_later(src, j, ("msg", other if j % 2 else wire))
+                if j % 3 == 0:  # and shows some members both: they keep evidence
+                    self.deliver_later(src, j, ("msg", wire if j % 2 else other))
             return
         for j in targets:
             self.deliver_later(src, j, ("msg", wire))
@@ -203,8 +248,48 @@ class _Sim:
             txs=[*block.txs, b"equivocation-%d" % self.tx_counter],
             epoch=block.epoch,
         )
-        out: dict[str, Any] = decode(encode({**wire, "block": alt.to_wire()}))
+        _, p = decode_message(wire, self.n)
+        assert isinstance(p, Proposal)
+        signed = Proposal.sign(self.keys[src], SIM_CHAIN_ID, 0, p.view, alt, p.qc, p.tc, p.parent_proof)
+        out: dict[str, Any] = decode(encode(signed.to_wire(0)))
         return out
+
+    def check_signed(self, src: int, wire: dict[str, Any]) -> None:
+        """Record the statement honest member ``src`` signed in this message; a conflict with an earlier one (in this
+        incarnation or before a restart) is a violation."""
+        kind = _WIRE_KINDS[wire["t"]]
+        if kind is Kind.TIMEOUT:
+            digest = payload_hash(b"")
+        elif kind is Kind.PROPOSAL:
+            block = Block.from_wire(wire["block"])
+            digest = block_payload_hash(block.height, block.hash())
+        else:
+            digest = block_payload_hash(wire["height"], wire["block"])
+        statement = Statement(SIM_CHAIN_ID, wire["epoch"], wire["view"], kind, digest)
+        if not verify_signature(self.members[src].key, Domain.STATEMENT, statement.encode(), wire["sig"]):
+            self.violations.append(f"n{src} sent a {kind.value} whose signature is not over its statement")
+            return
+        self.statements += 1
+        first = self.signed[src].setdefault((kind, statement.seq), statement)
+        if first.conflicts_with(statement):
+            self.violations.append(f"honest n{src} signed two {kind.value} statements in view {statement.seq}")
+
+    def on_evidence(self, i: int, found: EvidenceFound) -> None:
+        evidence = found.evidence
+        if evidence not in self.verified:  # honest cores report the same evidence many times: check it once
+            try:
+                evidence.verify()
+            except EvidenceInvalid as exc:
+                self.violations.append(f"n{i} reported evidence that does not verify: {exc}")
+                return
+            self.verified.add(evidence)
+        if evidence.key != self.members[found.member].key:
+            self.violations.append(f"n{i} reported evidence against n{found.member} under another key")
+        elif found.member not in self.byz:
+            self.violations.append(f"n{i} reported evidence against honest n{found.member}")
+        elif i not in self.byz:
+            self.log(f"n{i} holds evidence: n{found.member} {evidence.kind.value} view {evidence.first.statement.seq}")
+            self.evidence.add((found.member, evidence.kind, evidence.first.statement.seq))
 
     def delay(self, a: int, b: int) -> float:
         lo, hi = self.cfg.latency_s
@@ -245,8 +330,8 @@ class _Sim:
         assert isinstance(p, Proposal)
         h = p.block.hash()
         for view in (p.view, p.view + 1):
-            v = Vote.sign(self.keys[i], 0, view, p.block.height, h)
-            c = CommitVote.sign(self.keys[i], 0, view, p.block.height, h)
+            v = Vote.sign(self.keys[i], SIM_CHAIN_ID, 0, view, p.block.height, h)
+            c = CommitVote.sign(self.keys[i], SIM_CHAIN_ID, 0, view, p.block.height, h)
             self.send(i, None, v.to_wire(0))
             self.send(i, None, c.to_wire(0))
 
@@ -259,7 +344,7 @@ class _Sim:
             if block.height != chain.head.height + 1 or self.executing[i]:
                 continue
             try:
-                verify_commit_proof(proof, 0, [m.key for m in self.members])
+                verify_commit_proof(proof, SIM_CHAIN_ID, 0, [m.key for m in self.members])
             except MessageInvalid:
                 self.violations.append(f"n{i} got a sync block with a bad proof at {block.height}")
                 return
@@ -310,6 +395,14 @@ class _Sim:
         if action == "crash":
             self.crash(args[0])
             self.at(self.now + args[1], "fault", "restart", (args[0],))
+        elif action == "bounce":
+            # the leader of the highest view, if honest, crashes and is back before that view times out: it
+            # restarts in the view it may have proposed and voted in
+            view = max((c.view for c in self.cores if c is not None), default=0)
+            leader = view % self.n
+            if leader not in self.byz and self.cores[leader] is not None:
+                self.crash(leader)
+                self.at(self.now + args[0], "fault", "restart", (leader,))
         elif action == "restart":
             if self.cores[args[0]] is None and self.now < self.cfg.fault_s:
                 self.start(args[0])
@@ -328,13 +421,15 @@ class _Sim:
         cfg, rng = self.cfg, self.rng
         t = 0.5
         while t < cfg.fault_s:
-            choices = [k for k in ("crash", "partition", "delay") if k in cfg.faults]
+            choices = [k for k in ("crash", "bounce", "partition", "delay") if k in cfg.faults]
             if not choices:
                 break
             kind = rng.choice(choices)
             if kind == "crash":
                 victim = rng.choice(self.honest)
                 self.at(t, "fault", "crash", (victim, rng.uniform(0.2, 3.0)))
+            elif kind == "bounce":
+                self.at(t, "fault", "bounce", (rng.uniform(0.0, 0.05),))
             elif kind == "partition":
                 groups = [rng.randrange(2) for _ in range(self.n)]
                 self.at(t, "fault", "partition", (tuple(groups),))
@@ -401,6 +496,8 @@ class _Sim:
             self.events,
             height_at_heal,
             stats,
+            self.statements,
+            len(self.evidence),
         )
 
 

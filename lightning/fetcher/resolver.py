@@ -8,40 +8,89 @@ what it verified against the origin itself (never a record it learned); the firs
 conflicting claims are logged. A peer's content is verified against the record's root block by block, but that the
 root *is* the CID's content rests on the announcer's honesty — the trust the network puts in a staked node (no
 evidence kind exists yet to slash a false record). URL pointers are never resolved through records: their
-integrity hash must be checked on the bytes, which only the origin path does. Payload: canonical msgpack
-``{"alias": str, "root": 32 bytes}``.
+integrity hash must be checked on the bytes, which only the origin path does.
+
+Payload: canonical msgpack ``{"alias": str, "root": 32 bytes, "epoch": int, "seq": int, "sig": 64 bytes}``, where
+``sig`` is the origin node key's signed statement (lightning/statement.py) of kind ``resolver_record`` on this chain,
+``epoch`` and ``seq`` (the node's own record counter, restarting with the process: a record is a hint, never
+evidence) over ``blake3(encode({"alias", "root"}))``. So a record stands on its own, outside the broadcast message
+that carried it, and a record signed for another chain or by another node is rejected.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 from prometheus_client import CollectorRegistry, Counter
 
 from lightning.codec import CodecError, decode, encode
+from lightning.crypto import SIGNATURE_BYTES, BadSignature, SigningKey
 from lightning.errors import LightningError
 from lightning.ids import NodeId
+from lightning.statement import Kind, SignedStatement, Statement, payload_hash
 
 if TYPE_CHECKING:
     from lightning.broadcast import Broadcast
 
-__all__ = ["Resolver"]
+__all__ = ["Resolver", "record_statement", "sign_record"]
 
 logger = logging.getLogger(__name__)
 
 MAX_ALIAS_BYTES = 511
 PROVIDERS_PER_RECORD = 16
 ANNOUNCE_QUEUE = 1024
+_RECORD_FIELDS = frozenset({"alias", "root", "epoch", "seq", "sig"})
+
+
+def record_statement(chain_id: int, epoch: int, seq: int, alias: str, root: bytes) -> Statement:
+    """The ``resolver_record`` statement a node signs for ``alias`` → ``root``."""
+    digest = payload_hash(encode({"alias": alias, "root": root}))
+    return Statement(chain_id, epoch, seq, Kind.RESOLVER_RECORD, digest)
+
+
+def sign_record(key: SigningKey, chain_id: int, epoch: int, seq: int, alias: str, root: bytes) -> bytes:
+    """The gossip payload of a record, signed by ``key`` (the announcing node's node key)."""
+    signed = record_statement(chain_id, epoch, seq, alias, root).sign(key)
+    return encode({"alias": alias, "root": root, "epoch": epoch, "seq": seq, "sig": signed.signature})
+
+
+def _check_record(body: Any, chain_id: int, origin: NodeId) -> tuple[str, bytes]:
+    """``(alias, root)`` of a well-formed record signed by ``origin`` for this chain. Raises ValueError."""
+    if not isinstance(body, dict) or set(body) != _RECORD_FIELDS:
+        raise ValueError(f"not a map of {', '.join(sorted(_RECORD_FIELDS))}")
+    alias, root, epoch, seq, sig = (body[k] for k in ("alias", "root", "epoch", "seq", "sig"))
+    if not (isinstance(alias, str) and 0 < len(alias.encode()) <= MAX_ALIAS_BYTES and alias.startswith("ipfs:")):
+        raise ValueError(f"alias: an ipfs: pointer of 1 to {MAX_ALIAS_BYTES} bytes")
+    if not isinstance(root, bytes) or len(root) != 32:
+        raise ValueError("root: expected 32 bytes")
+    if not isinstance(sig, bytes) or len(sig) != SIGNATURE_BYTES:
+        raise ValueError(f"sig: expected {SIGNATURE_BYTES} bytes")
+    try:
+        statement = record_statement(chain_id, epoch, seq, alias, root)  # checks epoch and seq
+        SignedStatement(statement, sig).verify(bytes(origin))
+    except (LightningError, BadSignature) as exc:
+        raise ValueError(f"signature: {exc}") from None
+    return alias, root
 
 
 class Resolver:
     def __init__(
-        self, broadcast: Broadcast | None, *, max_records: int = 100_000, registry: CollectorRegistry | None = None
+        self,
+        broadcast: Broadcast | None,
+        *,
+        max_records: int = 100_000,
+        registry: CollectorRegistry | None = None,
+        epoch: Callable[[], int] = lambda: 0,
     ) -> None:
+        """Records are signed with the broadcast's node key for its chain id; ``epoch`` gives the current epoch for
+        the records this node signs."""
         self._broadcast = broadcast
+        self._epoch = epoch
+        self._seq = 0
         registry = registry or CollectorRegistry()
         self._m_announced = Counter("lightning_resolver_announced", "Records of ours gossiped", registry=registry)
         self._m_learned = Counter("lightning_resolver_learned", "Records learned from other nodes", registry=registry)
@@ -96,8 +145,10 @@ class Resolver:
 
             async def announcer() -> None:
                 async for alias, root in self._recv:
+                    self._seq += 1
+                    payload = sign_record(broadcast.key, broadcast.chain_id, self._epoch(), self._seq, alias, root)
                     try:
-                        await broadcast.send(Topic.RESOLVER, encode({"alias": alias, "root": root}))
+                        await broadcast.send(Topic.RESOLVER, payload)
                         self.announced += 1
                         self._m_announced.inc()
                     except LightningError as exc:  # a hint that did not go out; the origin path still works
@@ -106,27 +157,18 @@ class Resolver:
             nursery.start_soon(announcer)
             task_status.started()
             async for received in subscription:
+                origin = received.message.origin
                 try:
-                    body = decode(received.message.payload)
-                    alias, root = body["alias"], body["root"]
-                    ok = (
-                        isinstance(body, dict)
-                        and set(body) == {"alias", "root"}
-                        and isinstance(alias, str)
-                        and 0 < len(alias.encode()) <= MAX_ALIAS_BYTES
-                        and alias.startswith("ipfs:")
-                        and isinstance(root, bytes)
-                        and len(root) == 32
-                    )
-                except (CodecError, KeyError, TypeError):
-                    ok = False
-                if not ok:
+                    alias, root = _check_record(decode(received.message.payload), broadcast.chain_id, origin)
+                except (CodecError, ValueError) as exc:
                     self.rejected += 1
                     self._m_rejected.inc()
-                    logger.warning("bad resolver record from %s", received.message.origin.short())
+                    logger.warning(
+                        "bad resolver record from %s (origin %s): %s", received.sender.short(), origin.short(), exc
+                    )
                     subscription.reject(received)
                     continue
-                self.learn(alias, root, received.message.origin)
+                self.learn(alias, root, origin)
                 self.learned += 1
                 self._m_learned.inc()
                 subscription.propagate(received)

@@ -18,6 +18,7 @@ from lightning.codec import CodecError, decode, encode
 from lightning.crypto import SIGNATURE_BYTES, BadSignature, Domain, PublicKey, SigningKey
 from lightning.ids import NodeId
 from lightning.state.errors import StateError
+from lightning.statement import Kind, block_statement
 
 __all__ = [
     "BLOCK_DOMAIN",
@@ -157,9 +158,11 @@ def quorum(n: int) -> int:
 
 @dataclass(frozen=True)
 class CommitProof:
-    """Signatures by committee members (consensus keys) over :meth:`message` under ``Domain.BLOCK_COMMIT``.
+    """Signatures by committee members (consensus keys) over :meth:`message`: a ``commit_vote`` statement
+    (lightning/statement.py, ``seq`` = ``round``) under ``Domain.STATEMENT``.
 
-    ``kind == "sequencer"``: exactly one signature, by the single-node sequencer (committee member 0).
+    ``kind == "sequencer"``: exactly one signature, by the single-node sequencer (committee member 0), with
+    ``round`` = ``height`` (one view per block, so an honest sequencer never signs two commit votes for one view).
     ``kind == "quorum"``: at least :func:`quorum` signatures by distinct members (the BFT consensus)."""
 
     block_hash: bytes
@@ -169,8 +172,9 @@ class CommitProof:
     kind: str
     signatures: tuple[tuple[int, bytes], ...]  # (committee index, signature), indexes strictly increasing
 
-    def message(self) -> bytes:
-        return commit_message(self.block_hash, self.height, self.epoch, self.round)
+    def message(self, chain_id: int) -> bytes:
+        """The encoded statement each signature covers."""
+        return commit_message(chain_id, self.block_hash, self.height, self.epoch, self.round)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -208,36 +212,39 @@ class CommitProof:
         )
 
     @classmethod
-    def sequencer(cls, block: Block, key: SigningKey, index: int = 0) -> CommitProof:
-        msg = commit_message(block.hash(), block.height, block.epoch, 0)
-        return cls(
-            block.hash(), block.height, block.epoch, 0, "sequencer", ((index, key.sign(Domain.BLOCK_COMMIT, msg)),)
-        )
+    def sequencer(cls, block: Block, key: SigningKey, *, chain_id: int, index: int = 0) -> CommitProof:
+        block_hash = block.hash()
+        msg = commit_message(chain_id, block_hash, block.height, block.epoch, block.height)
+        sig = key.sign(Domain.STATEMENT, msg)
+        return cls(block_hash, block.height, block.epoch, block.height, "sequencer", ((index, sig),))
 
-    def verify(self, block: Block, committee_keys: Sequence[bytes]) -> None:
-        """Check this proof commits ``block`` for a committee whose consensus keys are ``committee_keys`` (in
-        committee order). Raises :class:`BlockMalformed`."""
+    def verify(self, block: Block, committee_keys: Sequence[bytes], *, chain_id: int) -> None:
+        """Check this proof commits ``block`` on chain ``chain_id`` for a committee whose consensus keys are
+        ``committee_keys`` (in committee order). Raises :class:`BlockMalformed`."""
         if (self.block_hash, self.height, self.epoch) != (block.hash(), block.height, block.epoch):
             raise BlockMalformed("commit proof is for another block")
         if self.kind == "sequencer":
             if [i for i, _ in self.signatures] != [0]:
                 raise BlockMalformed("a sequencer proof carries exactly the signature of committee member 0")
+            if self.round != self.height:
+                raise BlockMalformed("a sequencer proof's round is its height")
         elif len(self.signatures) < quorum(len(committee_keys)):
             raise BlockMalformed(
                 f"{len(self.signatures)} signatures; the committee needs {quorum(len(committee_keys))}"
             )
-        msg = self.message()
+        msg = self.message(chain_id)
         for i, sig in self.signatures:
             if i >= len(committee_keys):
                 raise BlockMalformed(f"commit proof: no committee member {i}")
             try:
-                PublicKey(committee_keys[i]).verify(Domain.BLOCK_COMMIT, msg, sig)
+                PublicKey(committee_keys[i]).verify(Domain.STATEMENT, msg, sig)
             except BadSignature:
                 raise BlockMalformed(f"commit proof: bad signature of committee member {i}") from None
 
 
-def commit_message(block_hash: bytes, height: int, epoch: int, round_: int) -> bytes:
-    return encode({"block": block_hash, "height": height, "epoch": epoch, "round": round_})
+def commit_message(chain_id: int, block_hash: bytes, height: int, epoch: int, round_: int) -> bytes:
+    """The encoded ``commit_vote`` statement for ``block_hash`` at ``height`` in view ``round_`` (docs/wire.md)."""
+    return block_statement(chain_id, epoch, round_, Kind.COMMIT_VOTE, height, block_hash)
 
 
 @dataclass(frozen=True)

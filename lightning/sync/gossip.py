@@ -204,7 +204,7 @@ class BlockGossip:
         try:
             if proof.kind != "quorum" and len(keys) > 1:
                 raise BlockMalformed(f"a {proof.kind} proof; this chain needs a quorum")
-            proof.verify(block, keys)
+            proof.verify(block, keys, chain_id=self.state.genesis.chain_id)
         except BlockMalformed as exc:
             origin = received.message.origin.short()
             self._reject(sub, received, f"block {block.height} from {sender}… (origin {origin}…): {exc}")

@@ -104,7 +104,7 @@ class DevChain:
             txs=raw,
             epoch=head.epoch if epoch is None else epoch,
         )
-        return block, CommitProof.sequencer(block, keys.consensus)
+        return block, CommitProof.sequencer(block, keys.consensus, chain_id=self.genesis.chain_id)
 
     def apply(
         self, store: StateStore, txs: Sequence[SignedTransaction | bytes], *, timestamp_ms: int | None = None

@@ -116,8 +116,8 @@ def _forged(chain: DevChain, node: _Node, seed: int) -> tuple[Block, CommitProof
     block = Block.build(
         head=head, proposer=chain.nodes[0].node_id, timestamp_ms=head.timestamp_ms + 1, txs=[], epoch=head.epoch
     )
-    msg = CommitProof(block.hash(), block.height, block.epoch, 0, "quorum", ()).message()
-    sigs = tuple((i, derive_key(seed, "forger", i).sign(Domain.BLOCK_COMMIT, msg)) for i in range(3))
+    msg = CommitProof(block.hash(), block.height, block.epoch, 0, "quorum", ()).message(chain.genesis.chain_id)
+    sigs = tuple((i, derive_key(seed, "forger", i).sign(Domain.STATEMENT, msg)) for i in range(3))
     return block, CommitProof(block.hash(), block.height, block.epoch, 0, "quorum", sigs)
 
 

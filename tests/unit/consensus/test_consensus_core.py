@@ -25,6 +25,7 @@ from lightning.consensus.messages import QC, TC, Proposal, Timeout, Vote
 from lightning.crypto import SigningKey
 from lightning.state.block import Block, ChainHead
 
+CHAIN = 5
 KEYS = [SigningKey(blake3.blake3(b"k%d" % i).digest()) for i in range(4)]
 MEMBERS = [Member(blake3.blake3(b"n%d" % i).digest(), k.public.raw) for i, k in enumerate(KEYS)]
 HEAD = ChainHead(0, b"\x01" * 32, b"\x02" * 32, 1_700_000_000_000, 0)
@@ -32,6 +33,7 @@ HEAD = ChainHead(0, b"\x01" * 32, b"\x02" * 32, 1_700_000_000_000, 0)
 
 def _core(i: int, saved: SafetyState | None = None, check: Any = None) -> Core:
     return Core(
+        chain_id=CHAIN,
         epoch=0,
         members=MEMBERS,
         me=i,
@@ -84,7 +86,7 @@ def test_four_members_commit_a_block_with_a_quorum_proof() -> None:
         assert len(net.commits[i]) == 1
         commit = net.commits[i][0]
         assert commit.block.txs == (b"tx1", b"tx2") and commit.block.height == 1
-        commit.proof.verify(commit.block, [m.key for m in MEMBERS])  # what edge nodes check
+        commit.proof.verify(commit.block, [m.key for m in MEMBERS], chain_id=CHAIN)  # what edge nodes check
         assert commit.proof.kind == "quorum" and len(commit.proof.signatures) >= 3
         assert net.persisted[i][-1].voted_view == 0 and net.persisted[i][-1].lock is not None
     # executing it moves everyone to view 1, led by member 1
@@ -112,11 +114,15 @@ def test_persist_precedes_the_vote_and_a_restarted_member_does_not_vote_twice() 
 
 
 def _tc(view: int) -> TC:
-    return TC(view, tuple((i, Timeout.sign(KEYS[i], 0, view, 1, None).sig) for i in (0, 1, 2)), None)
+    return TC(view, tuple((i, Timeout.sign(KEYS[i], CHAIN, 0, view, 1, None).sig) for i in (0, 1, 2)), None)
 
 
 def _qc(view: int, block_hash: bytes) -> QC:
-    return QC(view, 1, block_hash, tuple((i, Vote.sign(KEYS[i], 0, view, 1, block_hash).sig) for i in (0, 1, 2)))
+    return QC(view, 1, block_hash, tuple((i, Vote.sign(KEYS[i], CHAIN, 0, view, 1, block_hash).sig) for i in (0, 1, 2)))
+
+
+def _proposal(view: int, block: Block, qc: QC | None, tc: TC | None) -> Proposal:
+    return Proposal.sign(KEYS[view % 4], CHAIN, 0, view, block, qc, tc, None)
 
 
 def _block(txs: list[bytes], proposer: int) -> Block:
@@ -128,15 +134,15 @@ def test_a_locked_member_refuses_another_block_until_shown_a_higher_qc() -> None
     member.start(0.0)
     a, b = _block([b"a"], 0), _block([b"b"], 1)
     qc_a = _qc(0, a.hash())
-    member.on_message(0, _wire(Proposal(0, a, None, None, None).to_wire(0)), 0.0)
-    member.on_message(2, _wire(Timeout.sign(KEYS[2], 0, 0, 1, qc_a).to_wire(0)), 0.0)
+    member.on_message(0, _wire(_proposal(0, a, None, None).to_wire(0)), 0.0)
+    member.on_message(2, _wire(Timeout.sign(KEYS[2], CHAIN, 0, 0, 1, qc_a).to_wire(0)), 0.0)
     assert member.s.lock == qc_a
     # view 1: its leader proposes another block with only a TC: refused
-    outs = member.on_message(1, _wire(Proposal(1, b, None, _tc(0), None).to_wire(0)), 1.0)
+    outs = member.on_message(1, _wire(_proposal(1, b, None, _tc(0)).to_wire(0)), 1.0)
     assert member.view == 1 and not [o for o in outs if isinstance(o, Send) and o.msg["t"] == "vote"]
     assert "locked on another block" in member.statistics().last_reject
     # view 2: that block again, with a QC of view 1 (above the lock): the lock moves and the member votes
-    outs = member.on_message(2, _wire(Proposal(2, b, _qc(1, b.hash()), _tc(1), None).to_wire(0)), 2.0)
+    outs = member.on_message(2, _wire(_proposal(2, b, _qc(1, b.hash()), _tc(1)).to_wire(0)), 2.0)
     votes = [o.msg for o in outs if isinstance(o, Send) and o.msg["t"] == "vote"]
     assert member.s.lock is not None and member.s.lock.block_hash == b.hash()
     assert len(votes) == 1 and votes[0]["block"] == b.hash() and votes[0]["view"] == 2
@@ -158,10 +164,10 @@ def test_a_member_behind_by_a_height_asks_to_sync() -> None:
     member = _core(3)
     member.start(0.0)
     # one member's (unsigned) height claim is not enough: it could be Byzantine and never answer
-    outs = member.on_message(0, _wire(Timeout.sign(KEYS[0], 0, 0, 6, None).to_wire(0)), 0.0)
+    outs = member.on_message(0, _wire(Timeout.sign(KEYS[0], CHAIN, 0, 0, 6, None).to_wire(0)), 0.0)
     assert not any(isinstance(o, SyncNeeded) for o in outs)
     # f+1 = 2 claims include an honest member: sync from one of the claimers
-    outs = member.on_message(1, _wire(Timeout.sign(KEYS[1], 0, 0, 6, None).to_wire(0)), 0.0)
+    outs = member.on_message(1, _wire(Timeout.sign(KEYS[1], CHAIN, 0, 0, 6, None).to_wire(0)), 0.0)
     assert [o for o in outs if isinstance(o, SyncNeeded)] in ([SyncNeeded(0, 1)], [SyncNeeded(1, 1)])
 
 
@@ -169,7 +175,7 @@ def test_bad_messages_are_typed_errors() -> None:
     member = _core(1)
     with pytest.raises(MessageInvalid):
         member.on_message(0, {"t": "vote"}, 0.0)
-    forged = Vote.sign(KEYS[2], 0, 0, 1, b"\x05" * 32)  # signed by member 2, sent as member 0
+    forged = Vote.sign(KEYS[2], CHAIN, 0, 0, 1, b"\x05" * 32)  # signed by member 2, sent as member 0
     with pytest.raises(MessageInvalid, match="signature"):
         member.on_message(0, _wire(forged.to_wire(0)), 0.0)
     with pytest.raises(MessageInvalid, match="non-member"):

@@ -4,12 +4,15 @@ The rules a node keeps by itself (first record wins, providers newest first and 
 checked on ``learn``/``lookup``. What arrives over gossip runs on a three-node simulated broadcast (autojump clock):
 A announces, B runs the resolver, C is cut off from A and so hears a record only if B relayed it. A record B
 rejects is never learnt nor relayed; because one peer's messages reach B in order over one stream, a valid marker
-sent right after a bad record shows (when it reaches C) that B has judged the bad one.
+sent right after a bad record shows (when it reaches C) that B has judged the bad one. Records are signed statements
+of kind ``resolver_record`` (lightning/statement.py): one signed for another chain or by another node is rejected
+like a malformed one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,17 @@ import trio.testing
 from lightning.broadcast import Topic
 from lightning.broadcast.sim import open_broadcast_sim
 from lightning.codec import decode, encode
-from lightning.fetcher.resolver import ANNOUNCE_QUEUE, MAX_ALIAS_BYTES, PROVIDERS_PER_RECORD, Resolver
+from lightning.crypto import SigningKey
+from lightning.fetcher.resolver import (
+    ANNOUNCE_QUEUE,
+    MAX_ALIAS_BYTES,
+    PROVIDERS_PER_RECORD,
+    Resolver,
+    record_statement,
+    sign_record,
+)
 from lightning.ids import NodeId
+from lightning.statement import Kind, SignedStatement
 
 ROOT_A, ROOT_B = b"\xaa" * 32, b"\xbb" * 32
 ALIAS = "ipfs:bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/a.txt"
@@ -80,24 +92,58 @@ def test_announcing_never_blocks_and_drops_when_full(caplog: pytest.LogCaptureFi
     assert resolver.announced == 0 and resolver.lookup("ipfs:cid0") is None  # our own records are not "learnt"
 
 
-BAD_RECORDS: list[tuple[str, Any]] = [
-    ("url alias", {"alias": "url:https://example.com/f#integrity=sha256-x", "root": ROOT_A}),
-    ("blake3 alias", {"alias": "blake3:" + "00" * 32, "root": ROOT_A}),
-    ("empty alias", {"alias": "", "root": ROOT_A}),
-    ("long alias", {"alias": "ipfs:" + "a" * (MAX_ALIAS_BYTES - 4), "root": ROOT_A}),
-    ("alias not text", {"alias": b"ipfs:cid", "root": ROOT_A}),
-    ("short root", {"alias": "ipfs:cid", "root": ROOT_A[:31]}),
-    ("root not bytes", {"alias": "ipfs:cid", "root": ROOT_A.hex()}),
-    ("extra key", {"alias": "ipfs:cid", "root": ROOT_A, "providers": []}),
-    ("no root", {"alias": "ipfs:cid"}),
-    ("a list", ["ipfs:cid", ROOT_A]),
-    ("a string", "ipfs:cid"),
-    ("not msgpack", b"\xc1"),
+def _signed(
+    signed_alias: str, signed_root: bytes, /, *, key: SigningKey | None = None, chain_delta: int = 0, **changes: Any
+) -> Callable[[SigningKey, int], bytes]:
+    """A record signed by the sender (or ``key``) for its chain (plus ``chain_delta``), then ``changes`` applied."""
+
+    def build(sender_key: SigningKey, chain: int) -> bytes:
+        raw = sign_record(key or sender_key, chain + chain_delta, 0, 1, signed_alias, signed_root)
+        body = decode(raw)
+        assert isinstance(body, dict)
+        return encode({k: v for k, v in {**body, **changes}.items() if v is not DROP})
+
+    return build
+
+
+DROP = object()
+OTHER_KEY = SigningKey(b"\x09" * 32)
+
+BAD_RECORDS: list[tuple[str, Callable[[SigningKey, int], bytes]]] = [
+    ("url alias", _signed("url:https://example.com/f#integrity=sha256-x", ROOT_A)),
+    ("blake3 alias", _signed("blake3:" + "00" * 32, ROOT_A)),
+    ("empty alias", _signed("", ROOT_A)),
+    ("long alias", _signed("ipfs:" + "a" * (MAX_ALIAS_BYTES - 4), ROOT_A)),
+    ("alias not text", _signed("ipfs:cid", ROOT_A, alias=b"ipfs:cid")),
+    ("short root", _signed("ipfs:cid", ROOT_A, root=ROOT_A[:31])),
+    ("root not bytes", _signed("ipfs:cid", ROOT_A, root=ROOT_A.hex())),
+    ("extra key", _signed("ipfs:cid", ROOT_A, providers=[])),
+    ("no root", _signed("ipfs:cid", ROOT_A, root=DROP)),
+    ("no signature", _signed("ipfs:cid", ROOT_A, sig=DROP)),
+    ("another root than signed", _signed("ipfs:cid", ROOT_A, root=ROOT_B)),
+    ("another seq than signed", _signed("ipfs:cid", ROOT_A, seq=2)),
+    ("negative seq", _signed("ipfs:cid", ROOT_A, seq=-1)),
+    ("signed for another chain", _signed("ipfs:cid", ROOT_A, chain_delta=1)),
+    ("signed by another node", _signed("ipfs:cid", ROOT_A, key=OTHER_KEY)),
+    ("a list", lambda key, chain: encode(["ipfs:cid", ROOT_A])),
+    ("a string", lambda key, chain: encode("ipfs:cid")),
+    ("not msgpack", lambda key, chain: b"\xc1"),
 ]
 
 
+def test_a_record_is_a_signed_statement_of_its_own_kind() -> None:
+    key = SigningKey(b"\x07" * 32)
+    body = decode(sign_record(key, 42, 3, 9, ALIAS, ROOT_A))
+    assert isinstance(body, dict) and (body["epoch"], body["seq"]) == (3, 9)
+    statement = record_statement(42, 3, 9, ALIAS, ROOT_A)
+    assert statement.kind is Kind.RESOLVER_RECORD and statement.seq == 9
+    SignedStatement(statement, body["sig"]).verify(key.public.raw)
+    # two records of one node with one sequence number but different roots are not equivocation evidence
+    assert not statement.conflicts_with(record_statement(42, 3, 9, ALIAS, ROOT_B))
+
+
 async def test_records_over_gossip(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
-    senders = 6  # the broadcast bans a node after three rejected messages: two bad records per sender
+    senders = 9  # the broadcast bans a node after three rejected messages: two bad records per sender
     async with open_broadcast_sim(5, 2 + senders, tmp_path, topics=()) as cluster:
         b, c, *others = cluster.nodes
         a = others[0]
@@ -117,22 +163,25 @@ async def test_records_over_gossip(autojump_clock: trio.testing.MockClock, tmp_p
 
         # Our own announcement, through the resolver's queue: B learns it with A as the holder and relays it.
         on_a.announce_nowait(ALIAS, ROOT_A)
-        assert await relayed_to_c() == {"alias": ALIAS, "root": ROOT_A}
+        heard = await relayed_to_c()
+        assert (heard["alias"], heard["root"], heard["seq"]) == (ALIAS, ROOT_A, 1)
         assert on_b.lookup(ALIAS) == (ROOT_A, [a.node_id]) and on_a.announced == 1
         assert on_a.lookup(ALIAS) is None  # a node does not learn its own records
         # A conflicting claim does not displace what B holds.
-        await a.broadcast.send(Topic.RESOLVER, encode({"alias": ALIAS, "root": ROOT_B}))
+        chain = a.broadcast.chain_id
+        await a.broadcast.send(Topic.RESOLVER, sign_record(a.broadcast.key, chain, 0, 2, ALIAS, ROOT_B))
         marker = "ipfs:marker0"
-        await a.broadcast.send(Topic.RESOLVER, encode({"alias": marker, "root": ROOT_B}))
+        await a.broadcast.send(Topic.RESOLVER, sign_record(a.broadcast.key, chain, 0, 3, marker, ROOT_B))
         while (await relayed_to_c())["alias"] != marker:
             pass
         assert on_b.lookup(ALIAS) == (ROOT_A, [a.node_id]) and on_b.conflicts == 1
         # Malformed records: rejected by B (which penalises the sender), never learnt, never relayed to C.
-        for k, (what, body) in enumerate(BAD_RECORDS, start=1):
+        for k, (what, build) in enumerate(BAD_RECORDS, start=1):
             sender = others[(k - 1) // 2]
-            await sender.broadcast.send(Topic.RESOLVER, body if isinstance(body, bytes) else encode(body))
+            key = sender.broadcast.key
+            await sender.broadcast.send(Topic.RESOLVER, build(key, chain))
             marker = f"ipfs:marker{k}"
-            await sender.broadcast.send(Topic.RESOLVER, encode({"alias": marker, "root": ROOT_A}))
+            await sender.broadcast.send(Topic.RESOLVER, sign_record(key, chain, 0, 100 + k, marker, ROOT_A))
             assert (await relayed_to_c())["alias"] == marker, what  # the bad one went nowhere
             assert on_b.rejected == k, what
             assert on_b.lookup(marker) == (ROOT_A, [sender.node_id])

@@ -341,7 +341,8 @@ def test_invalid_blocks_change_nothing(store: StateStore, chain: DevChain) -> No
     ]
     for bad in bad_blocks:
         with pytest.raises(InvalidBlock):
-            store.apply_block(bad, CommitProof.sequencer(bad, chain.nodes[0].consensus))
+            proof = CommitProof.sequencer(bad, chain.nodes[0].consensus, chain_id=chain.genesis.chain_id)
+            store.apply_block(bad, proof)
         assert store.head() == head and store.tree_root() == head.state_root
     too_many = [chain.sign(chain.accounts[1], "transfer", to=b"\x01" * 32, amount=1) for _ in range(3)]
     small = DevChain.create(nodes=1, params={"max_block_transactions": 2})
@@ -350,7 +351,7 @@ def test_invalid_blocks_change_nothing(store: StateStore, chain: DevChain) -> No
         block, proof = small.block(s2.head(), too_many)
         with pytest.raises(InvalidBlock, match="limit is 2"):
             s2.apply_block(block, proof)
-    store.apply_block(good, CommitProof.sequencer(good, chain.nodes[0].consensus))
+    store.apply_block(good, CommitProof.sequencer(good, chain.nodes[0].consensus, chain_id=chain.genesis.chain_id))
     assert store.head().height == 1 and store.block(1) is not None
 
 

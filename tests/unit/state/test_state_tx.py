@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import blake3
@@ -138,20 +139,25 @@ def test_commit_proofs() -> None:
     members = [SigningKey(bytes([i]) * 32) for i in range(4)]
     keys = [m.public.raw for m in members]
     block = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1500, txs=[b"t"], epoch=0)
-    seq = CommitProof.sequencer(block, members[0])
-    seq.verify(block, keys)
+    seq = CommitProof.sequencer(block, members[0], chain_id=7)
+    seq.verify(block, keys, chain_id=7)
+    assert seq.round == block.height  # one view per block: an honest sequencer never signs two for one view
     assert CommitProof.from_wire(decode(encode(seq.to_wire()))) == seq
     with pytest.raises(BlockMalformed, match="bad signature"):
-        CommitProof.sequencer(block, members[1]).verify(block, keys)
+        CommitProof.sequencer(block, members[1], chain_id=7).verify(block, keys, chain_id=7)
+    with pytest.raises(BlockMalformed, match="bad signature"):  # the statement names the chain
+        seq.verify(block, keys, chain_id=8)
+    with pytest.raises(BlockMalformed, match="round is its height"):
+        replace(seq, round=0).verify(block, keys, chain_id=7)
     other = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1501, txs=[b"t"], epoch=0)
     with pytest.raises(BlockMalformed, match="another block"):
-        seq.verify(other, keys)
-    msg = commit_message(block.hash(), block.height, block.epoch, 2)
-    sigs = tuple((i, members[i].sign(Domain.BLOCK_COMMIT, msg)) for i in (0, 2, 3))
+        seq.verify(other, keys, chain_id=7)
+    msg = commit_message(7, block.hash(), block.height, block.epoch, 2)
+    sigs = tuple((i, members[i].sign(Domain.STATEMENT, msg)) for i in (0, 2, 3))
     q = CommitProof(block.hash(), block.height, block.epoch, 2, "quorum", sigs)
-    q.verify(block, keys)
+    q.verify(block, keys, chain_id=7)
     with pytest.raises(BlockMalformed, match="needs 3"):
-        CommitProof(block.hash(), block.height, block.epoch, 2, "quorum", sigs[:2]).verify(block, keys)
+        CommitProof(block.hash(), block.height, block.epoch, 2, "quorum", sigs[:2]).verify(block, keys, chain_id=7)
     with pytest.raises(BlockMalformed, match="increasing"):
         CommitProof.from_wire({**q.to_wire(), "signatures": [[2, sigs[1][1]], [0, sigs[0][1]]]})
     assert [quorum(n) for n in (1, 2, 3, 4, 7, 10)] == [1, 2, 3, 3, 5, 7]
@@ -170,7 +176,7 @@ def test_decoders_refuse_garbage_with_their_own_errors(data: st.DataObject) -> N
     """Whatever a peer sends, decoding ends in a value or the decoder's typed error, never another exception."""
     valid = _raw(_payload())
     block = Block.build(head=_head(), proposer=NodeId.of(KEY), timestamp_ms=1500, txs=[valid], epoch=0)
-    proof = CommitProof.sequencer(block, KEY)
+    proof = CommitProof.sequencer(block, KEY, chain_id=7)
     base = data.draw(
         st.sampled_from([valid, block.encode(), encode({"block": block.to_wire(), "proof": proof.to_wire()})])
     )
