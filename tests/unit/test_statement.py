@@ -3,10 +3,15 @@ kinds, what conflicts, and equivocation evidence that a third party checks with 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from lightning.codec import decode, encode
 from lightning.crypto import BadSignature, Domain, SigningKey
+from lightning.ids import NodeId
+from lightning.state.block import Block, commit_message
 from lightning.statement import (
     SLASHABLE,
     Equivocation,
@@ -51,6 +56,26 @@ def test_the_test_vector() -> None:
     # what Ed25519 signs: the domain tag, a zero byte, the encoded statement
     assert KEY.public.is_valid(Domain.STATEMENT, statement.encode(), signed.signature)
     signed.verify(KEY.public.raw)
+
+
+def test_the_docs_show_the_vectors() -> None:
+    docs = Path(__file__).parents[2] / "docs"
+    wire = docs / "wire.md"
+    block_md = (docs / "block.md").read_text()
+    text = wire.read_text()
+    section = text[text.index("## Signed statements") :]
+    block = section[section.index("```") + 3 :]
+    block = block[: block.index("```")]
+    digits = "".join(re.findall(r"\b[0-9a-f]{2,}\b", block.split("statement    =")[1].split("signature")[0]))
+    assert digits == VECTOR_BYTES
+    assert "".join(re.findall(r"[0-9a-f]{64}", block.split("signature    =")[1])) == VECTOR_SIG
+    assert VECTOR_PUBLIC in section and VECTOR_PAYLOAD in block
+    # docs/block.md: a sequencer commit proof's statement for its example block (round = height = 1, chain 1)
+    example = Block(1, bytes(32), 0, NodeId(b"\x01" * 32), 1_700_000_000_000, b"\x02" * 32, bytes(32), ())
+    assert example.hash().hex().startswith("74413bea89d2")
+    statement = commit_message(1, example.hash(), 1, 0, 1)
+    assert block_payload_hash(1, example.hash()).hex() in block_md
+    assert statement.hex()[:90] in block_md
 
 
 def test_wire_round_trip_and_refusals() -> None:
