@@ -87,6 +87,7 @@ def node_json(node_id: NodeId, n: NodeInfo, *, committee: bool) -> dict[str, Any
         "participation": n.participation,
         "reputation": n.reputation,
         "registered_epoch": n.registered_epoch,
+        "registration_seq": n.registration_seq,
         "committee": committee,
     }
 

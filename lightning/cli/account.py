@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from lightning.amounts import AmountError, format_flk, parse_flk
+from lightning.cli.registration import home_registration
 from lightning.config import load_config
 from lightning.crypto import SigningKey, parse_public_key
 from lightning.errors import LightningError
@@ -130,11 +131,6 @@ def _done(message: str, receipt: dict[str, Any]) -> None:
     typer.echo(f"ok: {message} (tx {receipt['tx_hash']}, block {receipt['height']})")
 
 
-def _quic_port(config: Any) -> int:
-    net = getattr(config, "net", None)  # the pool's config table, where the QUIC port lives
-    return int(getattr(net, "port", 4300) or 4300)
-
-
 def _node_id(client: _Client) -> str:
     return str(NodeId.of(client.home.load_key("node")))
 
@@ -191,24 +187,26 @@ def deposit(
     rpc: RpcOpt = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Address peers reach this node at (first stake; default: node.listen_host)"),
+        typer.Option(
+            "--host",
+            help="Address peers reach this node at (first deposit: default node.listen_host; later: re-registers)",
+        ),
     ] = None,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
-    """Stake FLK for this home's node; the first deposit registers its keys, host and ports."""
+    """Stake FLK for this home's node; the first deposit registers it (a registration signed with the home's node
+    and consensus keys, owned by its account key); with --host, a later deposit updates its host and ports."""
     client = _client(home, rpc)
     keys = client.home.load_keys()
     units = _amount(amount)
     args: dict[str, Any] = {"node": keys.node_id, "amount": units}
-    if client.call("flk_get_node_info", str(keys.node_id)) is None:
+    info = client.call("flk_get_node_info", str(keys.node_id))
+    if info is None or host is not None:
         config = load_config(client.home.config_path)
-        addr = host or config.node.listen_host
-        if addr in ("0.0.0.0", "::"):
-            raise LightningError("pass --host: the address peers reach this node at (node.listen_host is a wildcard)")
-        args.update(
-            consensus_key=keys.consensus.public.raw,
-            host=addr,
-            ports={"quic": _quic_port(config), "http": config.http.port, "pinger": 4350, "rpc": config.rpc.port},
+        chain_id = client.call("flk_get_node_status")["chain_id"]
+        seq = 1 if info is None else int(info.get("registration_seq", 0)) + 1
+        args["registration"] = home_registration(
+            client.home, config, owner=keys.account.public.raw, chain_id=chain_id, host=host, seq=seq
         )
     receipt = _send(client, keys.account, "stake", timeout, **args)
     _done(f"staked {_flk(units)} for node {keys.node_id}", receipt)

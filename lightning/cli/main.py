@@ -23,6 +23,7 @@ from lightning.bootstrap import init_home
 from lightning.cli.account import account_app, opt_app, stake_app
 from lightning.cli.dev import dev_app
 from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
+from lightning.cli.registration import keys_registration
 from lightning.cli.simulate import simulate_app as _simulate_app  # noqa: F401  (registers `lightning dev simulate`)
 from lightning.config import Config, ConfigError, dump_toml, load_config
 from lightning.errors import LightningError, leaf_exceptions
@@ -151,6 +152,9 @@ def keys_generate(
 def keys_show(home: HomeOpt = None) -> None:
     """Show the public keys and the node id."""
     _print_keys(_home(home).load_keys())
+
+
+keys_app.command("registration")(keys_registration)
 
 
 @app.command("print-config")

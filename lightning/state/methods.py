@@ -14,18 +14,17 @@ from typing import Any
 
 from lightning.amounts import MAX_AMOUNT
 from lightning.state.method import Revert, TxContext, method
-from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, MINTS, NodeInfo, Ports
-from lightning.state.schema import AMOUNT, KEY, PORT, ListOf, MapOf, boolean, byte_string, integer, text
+from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, MINTS, NodeInfo
+from lightning.state.registration import MAX_REGISTRATION_BYTES, Registration, RegistrationError, verify_registration
+from lightning.state.schema import AMOUNT, KEY, ListOf, MapOf, boolean, byte_string, integer, text
 
 __all__ = ["AMOUNT_PARAMS", "METHODS", "PARAM_RULES", "check_param"]
 
 MAX_PROVIDERS = 1024
 MAX_CONTENT_UPDATES = 256
 MAX_CID_BYTES = 128
-MAX_HOST_CHARS = 253
 MAX_EVIDENCE_BYTES = 16 * 1024
 
-PORTS = MapOf({"quic": PORT, "http": PORT, "pinger": PORT}, {"rpc": PORT})
 CONTENT_UPDATE = MapOf({"root": KEY, "remove": boolean}, {"cid": byte_string(max_len=MAX_CID_BYTES)})
 
 
@@ -79,52 +78,72 @@ def _owned_node(ctx: TxContext, node_id: bytes) -> NodeInfo:
 
 @method(
     "stake",
-    MapOf(
-        {"node": KEY, "amount": AMOUNT},
-        {"consensus_key": KEY, "host": text(MAX_HOST_CHARS), "ports": PORTS},
-    ),
+    MapOf({"node": KEY, "amount": AMOUNT}, {"registration": byte_string(max_len=MAX_REGISTRATION_BYTES)}),
     sender="owner",
     rule=(
-        "first stake registers the node (keys unused anywhere, consensus ≠ node key; participation `false`, "
-        "owner = sender); later stakes by the owner only, may update host/ports, never the consensus key; "
-        "balance ≥ amount"
+        "a new node's first stake carries its `registration` (docs/wire.md: signed by its node and consensus keys, "
+        "this chain, owner = sender; keys unused anywhere) and registers it, participation `false`; later stakes by "
+        "the owner only; a `registration` with a higher `seq` updates host/ports, never the keys; balance ≥ amount"
     ),
     spends="amount",
 )
 def stake(ctx: TxContext, args: dict[str, Any]) -> None:
     node_id, amount = args["node"], args["amount"]
     node = ctx.view.node(node_id)
-    ports = args.get("ports")
-    if node is None:
-        if "consensus_key" not in args or "host" not in args or ports is None:
-            raise Revert("a node's first stake must register its consensus_key, host and ports")
-        ckey = args["consensus_key"]
-        if ckey == node_id:
-            raise Revert("the consensus key must differ from the node key")
-        for key in (node_id, ckey):
-            if ctx.view.key_owner(key) is not None:
-                raise Revert(f"key {_short(key)} is already registered to a node")
-        node = NodeInfo(
-            owner=ctx.sender,
-            consensus_key=ckey,
-            host=args["host"],
-            ports=Ports(ports["quic"], ports["http"], ports["pinger"], ports.get("rpc", 0)),
-            participation="false",
-            registered_epoch=ctx.epoch,
-        )
-        ctx.view.index_key(node_id, node_id)
-        ctx.view.index_key(ckey, node_id)
+    if node is not None and node.owner != ctx.sender:
+        raise Revert(f"only the owner of node {_short(node_id)} may stake for it")
+    raw = args.get("registration")
+    if raw is None:
+        if node is None:
+            raise Revert(
+                f"node {_short(node_id)} is not registered: its first stake must carry the registration its node "
+                "key signed (`lightning keys registration`)"
+            )
     else:
-        if node.owner != ctx.sender:
-            raise Revert(f"only the owner of node {_short(node_id)} may stake for it")
-        if "consensus_key" in args and args["consensus_key"] != node.consensus_key:
-            raise Revert("a registered node's consensus key cannot change")
-        if "host" in args:
-            node = node.with_(host=args["host"])
-        if ports is not None:
-            node = node.with_(ports=Ports(ports["quic"], ports["http"], ports["pinger"], ports.get("rpc", 0)))
+        reg = _registration(ctx, node_id, raw)
+        ports = reg.ports
+        if node is None:
+            for key in (node_id, reg.consensus_key):
+                if ctx.view.key_owner(key) is not None:
+                    raise Revert(f"key {_short(key)} is already registered to a node")
+            node = NodeInfo(
+                owner=ctx.sender,
+                consensus_key=reg.consensus_key,
+                host=reg.host,
+                ports=ports,
+                participation="false",
+                registered_epoch=ctx.epoch,
+                registration_seq=reg.seq,
+            )
+            ctx.view.index_key(node_id, node_id)
+            ctx.view.index_key(reg.consensus_key, node_id)
+        else:
+            if reg.consensus_key != node.consensus_key:
+                raise Revert("a registered node's consensus key cannot change")
+            if reg.seq <= node.registration_seq:
+                raise Revert(
+                    f"registration seq {reg.seq} is not above the one in force ({node.registration_seq}): a replayed "
+                    f"or stale registration; sign a new one with seq {node.registration_seq + 1} or more"
+                )
+            node = node.with_(host=reg.host, ports=ports, registration_seq=reg.seq)
     ctx.debit(ctx.sender, amount)
     ctx.view.set_node(node_id, node.with_(stake=node.stake + amount))
+
+
+def _registration(ctx: TxContext, node_id: bytes, raw: bytes) -> Registration:
+    """The verified registration of ``node_id`` for this chain, owned by the sender, or Revert saying why not."""
+    try:
+        reg = verify_registration(raw, chain_id=ctx.view.meta("chain_id"))
+    except RegistrationError as exc:
+        raise Revert(str(exc)) from None
+    if reg.node != node_id:
+        raise Revert(f"the registration is for node {_short(reg.node)}, not {_short(node_id)}")
+    if reg.owner != ctx.sender:
+        raise Revert(
+            f"the registration names owner {_short(reg.owner)}; only that account may stake with it, "
+            f"not {_short(ctx.sender)}"
+        )
+    return reg
 
 
 @method(

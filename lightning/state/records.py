@@ -130,6 +130,7 @@ class NodeInfo:
     participation: str = "true"
     reputation: int | None = None  # 0..100 once measured
     registered_epoch: int = 0
+    registration_seq: int = 0  # seq of the signed registration in force (0: registered by genesis)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -144,6 +145,7 @@ class NodeInfo:
             "participation": self.participation,
             "reputation": self.reputation,
             "registered_epoch": self.registered_epoch,
+            "registration_seq": self.registration_seq,
         }
 
     @classmethod

@@ -15,6 +15,8 @@ from lightning.crypto import SigningKey
 from lightning.genesis import Genesis, parse_genesis
 from lightning.home import Keys
 from lightning.state.block import Block, ChainHead, CommitProof
+from lightning.state.records import Ports
+from lightning.state.registration import sign_registration
 from lightning.state.store import BlockOutcome, StateStore
 from lightning.state.tx import SignedTransaction, sign_transaction
 
@@ -84,6 +86,28 @@ class DevChain:
             nonce = self.nonces.get(sender, 0) + 1
             self.nonces[sender] = nonce
         return sign_transaction(key, chain_id=self.genesis.chain_id, nonce=nonce, method=method, **args)
+
+    def registration(
+        self,
+        node: SigningKey,
+        consensus: SigningKey,
+        owner: SigningKey | bytes,
+        *,
+        host: str = "10.0.0.1",
+        ports: Ports | None = None,
+        seq: int = 1,
+        chain_id: int | None = None,
+    ) -> bytes:
+        """A registration blob for a ``stake`` (docs/wire.md), signed by ``node`` and ``consensus``."""
+        return sign_registration(
+            node,
+            consensus,
+            chain_id=self.genesis.chain_id if chain_id is None else chain_id,
+            owner=owner.public.raw if isinstance(owner, SigningKey) else owner,
+            host=host,
+            ports=ports or Ports(1, 2, 3),
+            seq=seq,
+        )
 
     def block(
         self,

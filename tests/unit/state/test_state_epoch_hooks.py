@@ -59,16 +59,8 @@ async def _run(tmp_path: Path) -> None:
 
         # A new node registers and stakes enough during epoch 0: not known before the epoch changes.
         newcomer = derive_key(3, "newcomer")
-        ports = {"quic": 1, "http": 2, "pinger": 3}
-        stake = chain.sign(
-            chain.accounts[0],
-            "stake",
-            node=newcomer.public.raw,
-            amount=1000 * FLK,
-            consensus_key=derive_key(3, "newcomer-consensus").public.raw,
-            host="10.0.0.9",
-            ports=ports,
-        )
+        reg = chain.registration(newcomer, derive_key(3, "newcomer-consensus"), chain.accounts[0], host="10.0.0.9")
+        stake = chain.sign(chain.accounts[0], "stake", node=newcomer.public.raw, amount=1000 * FLK, registration=reg)
         await _commit(chain, state, [stake])
         await _commit(chain, state, [])
         assert seen == [] and NodeId(newcomer.public.raw) not in topology.peers()

@@ -129,27 +129,22 @@ def test_stake_registers_a_node_then_lock_unstake_withdraw(store: StateStore, ch
     nk, ck = derive_key(9, "new-node"), derive_key(9, "new-consensus")
     nid = nk.public.raw
     r = run(chain, store, chain.sign(owner, "stake", node=nid, amount=FLK))
-    assert r[0].status == "reverted" and "must register" in r[0].reason
-    ports = {"quic": 1, "http": 2, "pinger": 3}
-    taken = chain.nodes[0].consensus.public.raw
-    r = run(chain, store, chain.sign(owner, "stake", node=nid, amount=FLK, consensus_key=taken, host="h", ports=ports))
+    assert r[0].status == "reverted" and "must carry the registration" in r[0].reason
+    taken = chain.nodes[0].consensus
+    reg = chain.registration(nk, taken, owner)
+    r = run(chain, store, chain.sign(owner, "stake", node=nid, amount=FLK, registration=reg))
     assert r[0].status == "reverted" and "already registered" in r[0].reason
-    ok(
-        run(
-            chain,
-            store,
-            chain.sign(
-                owner, "stake", node=nid, amount=600 * FLK, consensus_key=ck.public.raw, host="10.0.0.1", ports=ports
-            ),
-        )
-    )
+    reg = chain.registration(nk, ck, owner, host="10.0.0.1")
+    ok(run(chain, store, chain.sign(owner, "stake", node=nid, amount=600 * FLK, registration=reg)))
     with store.view() as v:
         n = v.node(nid)
         assert n is not None and n.owner == owner.public.raw and n.participation == "false" and n.stake == 600 * FLK
+        assert n.registration_seq == 1
     assert balance(store, owner) == 400 * FLK
     r = run(chain, store, chain.sign(chain.accounts[1], "stake", node=nid, amount=FLK))
     assert r[0].status == "reverted" and "owner" in r[0].reason
-    ok(run(chain, store, chain.sign(owner, "stake", node=nid, amount=400 * FLK, host="10.0.0.2")))
+    reg = chain.registration(nk, ck, owner, host="10.0.0.2", seq=2)
+    ok(run(chain, store, chain.sign(owner, "stake", node=nid, amount=400 * FLK, registration=reg)))
     ok(run(chain, store, chain.sign(owner, "stake_lock", node=nid, epochs=1)))
     r = run(chain, store, chain.sign(owner, "unstake", node=nid, amount=100 * FLK))
     assert r[0].status == "reverted" and "locked until epoch 1" in r[0].reason
