@@ -219,6 +219,9 @@ class Consensus:
                     outs = core.on_message(sender, msg, now)
                 except MessageInvalid as exc:
                     logger.warning("consensus: member %d (%s…): %s", sender, core.members[sender].node_id.short(), exc)
+                    # a bad signature (another chain, key or domain), a wrong leader, a malformed message: honest
+                    # members never send one
+                    self.pool.penalize(core.members[sender].node_id, "consensus invalid message")
                     if self._metrics is not None:
                         self._metrics.rejected.inc()
             elif kind == "propose":
