@@ -72,6 +72,16 @@ class GenesisParams:
         default="10 FLK",
         metadata={"doc": "slashed at the epoch change from a member that committed a beacon value, never revealed"},
     )
+    base_fee: str | int = field(
+        default="0.0005 FLK", metadata={"doc": "fee of every paid transaction, plus fee_per_byte per signed byte"}
+    )
+    fee_per_byte: str | int = field(
+        default="0.0000025 FLK", metadata={"doc": "fee per byte of a paid signed transaction (200 bytes: 0.001 FLK)"}
+    )
+    protocol_txs_per_epoch: int = field(
+        default=64,
+        metadata={"doc": "free protocol transactions (epoch change, beacon, measurements) per node per epoch"},
+    )
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,10 @@ def _validate(raw: _GenesisFile) -> Genesis:
         raise ConfigError("params.committee_size: must be greater than 0")
     min_stake = parse_amount(p.min_stake, "params.min_stake")
     parse_amount(p.faucet_mint_per_epoch, "params.faucet_mint_per_epoch")
+    parse_amount(p.base_fee, "params.base_fee")
+    parse_amount(p.fee_per_byte, "params.fee_per_byte")
+    if p.protocol_txs_per_epoch < 4:
+        raise ConfigError("params.protocol_txs_per_epoch: must be at least 4 (a committee member sends 4 per epoch)")
     if not raw.nodes:
         raise ConfigError("nodes: a genesis needs at least one node")
     seen: set[str] = set()
@@ -269,5 +283,3 @@ def render_genesis(
         balance = _q(a.balance) if isinstance(a.balance, str) else str(a.balance)
         out += ["", "[[accounts]]", f"address = {_q(a.address)}", f"balance = {balance}"]
     return "\n".join(out) + "\n"
-
-

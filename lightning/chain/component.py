@@ -160,6 +160,18 @@ class State:
             self._metrics.block_seconds.set(trio.current_time() - started)
             for r in outcome.receipts:
                 self._metrics.txs.labels(r.status).inc()
+            if outcome.skipped:
+                self._metrics.txs.labels("skipped").inc(len(outcome.skipped))
+        if outcome.skipped:  # unpaid transactions a proposer included anyway: no receipt, nothing written
+            logger.info(
+                "block %d (proposer %s): %d unpaid transactions skipped, e.g. %s from %s: %s",
+                block.height,
+                block.proposer.short(),
+                len(outcome.skipped),
+                outcome.skipped[0].method,
+                outcome.skipped[0].sender.hex()[:16],
+                outcome.skipped[0].reason,
+            )
         self._update_metrics()
         logger.debug("block %d: %d transactions, root %s", block.height, len(block.txs), outcome.head.state_root.hex())
         for listener in self._listeners:

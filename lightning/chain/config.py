@@ -23,6 +23,13 @@ class StateConfig:
     mempool_max_per_sender: int = field(
         default=64, metadata=doc("pending transactions per sender at most (also the accepted nonce window)", positive)
     )
+    mempool_max_per_peer: int = field(
+        default=2_048,
+        metadata=doc("pending transactions one forwarding peer brought at most (local clients: no limit)", positive),
+    )
+    mempool_max_bytes: int = field(
+        default=32 * 1024 * 1024, metadata=doc("signed bytes of all pending transactions at most", positive)
+    )
     mempool_tx_ttl_s: float = field(
         default=600.0, metadata=doc("a pending transaction not ordered within this is dropped", positive)
     )

@@ -21,6 +21,8 @@ from lightning.chain.config import StateConfig
 from lightning.chain.forward import ForwardError, TxForwarder
 from lightning.chain.mempool_core import MempoolCore, MempoolLimits, MempoolStatistics, TxRejected
 from lightning.ids import NodeId
+from lightning.state.fees import Costs, FeeRules
+from lightning.state.records import StateView
 from lightning.state.store import BlockOutcome
 from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction
 
@@ -49,8 +51,15 @@ class Mempool:
         self.node_id = node_id
         self.core = MempoolCore(
             state.genesis.chain_id,
-            MempoolLimits(config.mempool_max_txs, config.mempool_max_per_sender, config.mempool_tx_ttl_s),
+            MempoolLimits(
+                config.mempool_max_txs,
+                config.mempool_max_per_sender,
+                config.mempool_tx_ttl_s,
+                config.mempool_max_per_peer,
+                config.mempool_max_bytes,
+            ),
         )
+        self._rules: tuple[int, FeeRules] | None = None  # (head height, the fee rules read at it)
         self._ordering_nodes = ordering_nodes
         self._forwarder = forwarder
         self._changed = trio.Event()
@@ -69,7 +78,7 @@ class Mempool:
             nursery.start_soon(self._expire_loop)
             task_status.started()
 
-    # -- admission ------------------------------------------------------------------------------------------------
+    # -- acceptance -----------------------------------------------------------------------------------------------
     def orders_here(self) -> bool:
         return self.node_id in self._ordering_nodes()
 
@@ -85,12 +94,37 @@ class Mempool:
             stx = decode_transaction(raw)
         except TxMalformed as exc:
             raise TxRejected("malformed", str(exc)) from None
-        new = self.core.add(stx, self.state.account(stx.sender), trio.current_time())
+        with self.state.view() as view:
+            try:
+                new = self.core.add(stx, Costs(view, self._fee_rules(view)), trio.current_time(), origin=origin)
+            except TxRejected as exc:
+                if origin is not None:
+                    logger.debug("transaction %s from peer %s refused: %s", stx.hash.hex()[:16], origin.short(), exc)
+                raise
         if new:
             self._wake()
             if forward:
                 self._forward([stx])
         return stx, new
+
+    def _fee_rules(self, view: StateView) -> FeeRules:
+        """The fee params, epoch and committee, read once per head (they change only with a block)."""
+        height = self.state.head().height
+        if self._rules is None or self._rules[0] != height:
+            self._rules = (height, FeeRules.of(view))
+        return self._rules[1]
+
+    def _settle(self, outcome: BlockOutcome) -> None:
+        """Drop what the block made stale: used nonces, and transactions now unpaid (of the block's senders, or of
+        every sender when the fee rules changed: new params, or an epoch change that moved the roles)."""
+        senders = {r.sender for r in outcome.receipts if r.sender} | {s.sender for s in outcome.skipped}
+        with self.state.view() as view:
+            rules = FeeRules.of(view)
+            if self._rules is None or self._rules[1] != rules:
+                senders.update(self.core.senders())
+            self._rules = (outcome.head.height, rules)
+            if senders:
+                self.core.settle(sorted(senders), Costs(view, rules))
 
     def _forward(self, txs: list[SignedTransaction]) -> None:
         targets = [n for n in self._ordering_nodes() if n != self.node_id]
@@ -127,10 +161,7 @@ class Mempool:
         self._changed = trio.Event()
 
     def _on_commit(self, outcome: BlockOutcome) -> None:
-        senders = {r.sender for r in outcome.receipts if r.sender}
-        if senders:
-            with self.state.view() as view:
-                self.core.prune({s: view.account(s).nonce for s in sorted(senders)})
+        self._settle(outcome)
         ordering = tuple(self._ordering_nodes())
         if ordering != self._last_ordering:
             # Another node orders from now on (an epoch change): what waits here must reach it.

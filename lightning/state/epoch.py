@@ -15,7 +15,11 @@ the members' node keys. That block's transaction performs the transition, so eve
 4. reputation: for each node measured during ``e``, the lower medians of the reporters' latency and uptime give
    ``reputation = uptime_pct * 1000 // (1000 + latency_ms)`` (0..100); nodes not measured keep theirs;
 5. epoch ``e+1`` starts at the block's timestamp and is planned to end ``epoch_time_ms`` later; the votes, beacon
-   rows and measurements of ``e`` are deleted (served counters are kept).
+   rows, measurements and protocol-transaction counts of ``e`` are deleted (served counters are kept).
+
+The four methods here are protocol transactions (``fee="protocol"``): free for their role, within
+``protocol_txs_per_epoch`` per node (``fees.py``); the executor checks the role before the handler runs, so the
+handlers' own membership checks are a second line.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from lightning.state.records import (
     EPOCH_VOTES,
     MEASUREMENTS,
     PARAMS,
+    PROTOCOL_TXS,
     SERVED,
     BeaconEntry,
     Committee,
@@ -95,6 +100,8 @@ def _current_epoch(ctx: TxContext, epoch: int) -> EpochInfo:
     MapOf({"epoch": EPOCH}),
     sender="node key of a current committee member",
     rule="epoch is current; block time ≥ planned end; one vote each; a quorum changes the epoch",
+    fee="protocol",
+    role="committee",
 )
 def change_epoch(ctx: TxContext, args: dict[str, Any]) -> None:
     committee = _committee_member(ctx)
@@ -115,6 +122,8 @@ def change_epoch(ctx: TxContext, args: dict[str, Any]) -> None:
     MapOf({"epoch": EPOCH, "commitment": KEY}),
     sender="committee member (node key)",
     rule="current epoch, first half (block time); once",
+    fee="protocol",
+    role="committee",
 )
 def beacon_commit(ctx: TxContext, args: dict[str, Any]) -> None:
     _committee_member(ctx)
@@ -132,6 +141,8 @@ def beacon_commit(ctx: TxContext, args: dict[str, Any]) -> None:
     MapOf({"epoch": EPOCH, "reveal": KEY}),
     sender="committee member (node key)",
     rule="second half; `blake3(reveal) == commitment`; once",
+    fee="protocol",
+    role="committee",
 )
 def beacon_reveal(ctx: TxContext, args: dict[str, Any]) -> None:
     _committee_member(ctx)
@@ -155,6 +166,8 @@ def beacon_reveal(ctx: TxContext, args: dict[str, Any]) -> None:
     MapOf({"epoch": EPOCH, "measurements": ListOf(MEASUREMENT, MAX_MEASUREMENTS, unique_by="node")}),
     sender="node key of a node with stake ≥ `min_stake`",
     rule="current epoch; subjects registered, not itself; once per (reporter, subject, epoch); adds to `served`",
+    fee="protocol",
+    role="node",
 )
 def submit_reputation_measurements(ctx: TxContext, args: dict[str, Any]) -> None:
     reporter = ctx.sender
@@ -267,6 +280,8 @@ def advance_epoch(view: StateView, timestamp_ms: int) -> None:
         view.kv.delete(BEACON, key)
     for key, _ in list(view.kv.scan(EPOCH_VOTES, prefix)):
         view.kv.delete(EPOCH_VOTES, key)
+    for key, _ in list(view.kv.scan(PROTOCOL_TXS, prefix)):
+        view.kv.delete(PROTOCOL_TXS, key)
 
     view.set_epoch_info(e + 1, EpochInfo(timestamp_ms, timestamp_ms + view.param("epoch_time_ms")))
     view.set_meta("epoch", e + 1)

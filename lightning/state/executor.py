@@ -21,14 +21,19 @@ or not at all.
    chain       ``chain_id`` differs from the state's                      ``invalid``          no
    signature   does not verify under ``Domain.TRANSACTION``               ``invalid``          no
    nonce       ``nonce != account nonce + 1`` (replays, gaps)             ``invalid``          no
+   payment     unpaid: balance < fee, or a protocol transaction from      none (skipped)       no
+               outside its role or over its per-epoch count (fees.py)
    method      a rule of the method (balance, owner, epoch, limits …)     ``reverted`` +reason yes
    ==========  =========================================================  ===================  ===========
 
-   An ``invalid`` transaction changes nothing: no one can be charged for bytes they may not have signed. Past the
-   nonce check the sender has provably authorised this exact transaction, so its nonce is consumed even if the
+   An ``invalid`` transaction changes nothing: no one can be charged for bytes they may not have signed. An unpaid
+   one changes nothing and leaves no receipt either (it is listed in :attr:`Execution.skipped`, which is not
+   stored): whoever put it in the block pays for its bytes, not the state. Past the payment stage the sender has
+   provably authorised this exact transaction and paid for it (the fee goes to the protocol fund; a protocol
+   transaction is counted against its node's allowance), so its nonce is consumed and the fee kept even if the
    method reverts (a reverted transaction cannot be replayed later, when the rules might let it pass). A method
-   runs against a child overlay: on :class:`Revert` the overlay is dropped, leaving only the nonce bump.
-3. The executor returns the overlay's writes (``(table, key) -> bytes | None``) and the receipts.
+   runs against a child overlay: on :class:`Revert` the overlay is dropped, leaving only the nonce bump and fee.
+3. The executor returns the overlay's writes (``(table, key) -> bytes | None``), the receipts and the skipped.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import blake3
 
 from lightning.state.block import Block, ChainHead
 from lightning.state.errors import StateError
+from lightning.state.fees import Costs, FeeRules, add_to_fund, count_protocol_tx
 from lightning.state.method import Revert, TxContext
 from lightning.state.records import KV, MISSING, Account, StateView, encode_record
 from lightning.state.registry import METHODS
@@ -51,6 +57,7 @@ __all__ = [
     "InvalidBlock",
     "Overlay",
     "Receipt",
+    "Skipped",
     "execute_block",
 ]
 
@@ -158,10 +165,25 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """An unpaid transaction in a block: it wrote nothing and has no receipt (kept in memory only, for the mempool
+    and logs)."""
+
+    tx_hash: bytes
+    index: int
+    sender: bytes
+    nonce: int
+    method: str
+    code: str  # a mempool rejection code: insufficient_balance | not_authorized | protocol_limit
+    reason: str
+
+
+@dataclass(frozen=True)
 class Execution:
     writes: dict[tuple[str, bytes], bytes | None]
     receipts: tuple[Receipt, ...]
     epoch: int  # the state's epoch after the block
+    skipped: tuple[Skipped, ...] = ()
 
 
 def check_header(view: StateView, head: ChainHead, block: Block) -> None:
@@ -193,51 +215,82 @@ def execute_block(base: KV, head: ChainHead, block: Block, *, on_tx: Callable[[i
     overlay = Overlay(base)
     view = StateView(overlay)
     check_header(view, head, block)
-    chain_id = view.meta("chain_id")
-    receipts = []
+    run = _Run(overlay, view, view.meta("chain_id"), block)
     for index, raw in enumerate(block.txs):
-        receipts.append(_apply(overlay, view, chain_id, block, index, raw))
+        run.apply(index, raw)
         if on_tx is not None:
             on_tx(index)
-    return Execution(overlay.writes, tuple(receipts), view.epoch)
+    return Execution(overlay.writes, tuple(run.receipts), view.epoch, tuple(run.skipped))
 
 
-def _apply(
-    overlay: Overlay,
-    view: StateView,
-    chain_id: int,
-    block: Block,
-    index: int,
-    raw: bytes,
-) -> Receipt:
-    try:
-        stx = decode_transaction(raw)
-    except TxMalformed as exc:
-        return Receipt(blake3.blake3(raw).digest(), block.height, index, b"", 0, "", "invalid", str(exc))
+class _Run:
+    """One block's execution: the receipts and skipped so far, and the fee rules (re-read only after a transaction
+    that may change them)."""
 
-    def invalid(reason: str) -> Receipt:
-        return Receipt(stx.hash, block.height, index, stx.sender, stx.nonce, stx.tx.method, "invalid", reason)
+    def __init__(self, overlay: Overlay, view: StateView, chain_id: int, block: Block) -> None:
+        self.overlay = overlay
+        self.view = view
+        self.chain_id = chain_id
+        self.block = block
+        self.costs = Costs(view)
+        self.receipts: list[Receipt] = []
+        self.skipped: list[Skipped] = []
 
-    if stx.tx.chain_id != chain_id:
-        return invalid(f"signed for chain {stx.tx.chain_id}, this is chain {chain_id}")
-    bad = check_signature(stx)
-    if bad is not None:
-        return invalid(bad)
-    acct = view.account(stx.sender)
-    if stx.nonce != acct.nonce + 1:
-        return invalid(f"nonce {stx.nonce}, expected {acct.nonce + 1}")
-    view.set_account(stx.sender, Account(acct.balance, stx.nonce))
-    return _run_method(overlay, block, index, stx)
+    def apply(self, index: int, raw: bytes) -> None:
+        block = self.block
+        try:
+            stx = decode_transaction(raw)
+        except TxMalformed as exc:
+            self.receipts.append(
+                Receipt(blake3.blake3(raw).digest(), block.height, index, b"", 0, "", "invalid", str(exc))
+            )
+            return
 
+        def invalid(reason: str) -> None:
+            self.receipts.append(
+                Receipt(stx.hash, block.height, index, stx.sender, stx.nonce, stx.tx.method, "invalid", reason)
+            )
 
-def _run_method(overlay: Overlay, block: Block, index: int, stx: SignedTransaction) -> Receipt:
-    child = overlay.child()
-    ctx = TxContext(StateView(child), stx.sender, block.timestamp_ms, block.height)
-    status, reason = "ok", ""
-    try:
-        METHODS[stx.tx.method].handler(ctx, stx.tx.args)
-    except Revert as r:
-        status, reason = "reverted", r.reason
-    else:
-        child.merge()
-    return Receipt(stx.hash, block.height, index, stx.sender, stx.nonce, stx.tx.method, status, reason)
+        if stx.tx.chain_id != self.chain_id:
+            return invalid(f"signed for chain {stx.tx.chain_id}, this is chain {self.chain_id}")
+        bad = check_signature(stx)
+        if bad is not None:
+            return invalid(bad)
+        view = self.view
+        acct = view.account(stx.sender)
+        if stx.nonce != acct.nonce + 1:
+            return invalid(f"nonce {stx.nonce}, expected {acct.nonce + 1}")
+        m = METHODS[stx.tx.method]
+        costs = self.costs
+        if m.protocol:
+            refusal = costs.refusal(stx, m)
+            if refusal is not None:
+                return self._skip(index, stx, refusal.code, refusal.message)
+            count_protocol_tx(view, costs.rules.epoch, stx.sender)
+            view.set_account(stx.sender, Account(acct.balance, stx.nonce))
+        else:
+            fee = costs.fee(stx, m)
+            if acct.balance < fee:
+                return self._skip(index, stx, "insufficient_balance", f"balance {acct.balance} < fee {fee}")
+            view.set_account(stx.sender, Account(acct.balance - fee, stx.nonce))
+            add_to_fund(view, fee)
+        self.receipts.append(self._run_method(index, stx))
+
+    def _skip(self, index: int, stx: SignedTransaction, code: str, reason: str) -> None:
+        self.skipped.append(Skipped(stx.hash, index, stx.sender, stx.nonce, stx.tx.method, code, reason))
+
+    def _run_method(self, index: int, stx: SignedTransaction) -> Receipt:
+        block = self.block
+        child = self.overlay.child()
+        ctx = TxContext(StateView(child), stx.sender, block.timestamp_ms, block.height)
+        status, reason = "ok", ""
+        try:
+            METHODS[stx.tx.method].handler(ctx, stx.tx.args)
+        except Revert as r:
+            status, reason = "reverted", r.reason
+        else:
+            stale = FeeRules.stale_after(child._writes)
+            child.merge()
+            if stale:
+                self.costs = Costs(self.view)
+        return Receipt(stx.hash, block.height, index, stx.sender, stx.nonce, stx.tx.method, status, reason)

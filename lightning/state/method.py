@@ -1,5 +1,6 @@
-"""What a transaction method is (:class:`Method`: its wire name, argument schema, handler, what it spends, its docs)
-and what its handler sees (:class:`TxContext`), with :class:`Revert` for a rule of the state that forbids the call.
+"""What a transaction method is (:class:`Method`: its wire name, argument schema, handler, what it spends, who pays
+for it, its docs) and what its handler sees (:class:`TxContext`), with :class:`Revert` for a rule of the state that
+forbids the call.
 
 Every transaction kind is one ``@method(...)``-decorated handler in ``methods.py`` or ``epoch.py``; ``registry.py``
 collects them into the one table that the decoder (``tx.py``), the executor, the mempool and docs/state.md read.
@@ -15,7 +16,10 @@ from lightning.ids import AccountId
 from lightning.state.records import Account, StateView
 from lightning.state.schema import MapOf
 
-__all__ = ["Handler", "Method", "Revert", "TxContext", "method"]
+__all__ = ["FEE_KINDS", "ROLES", "Handler", "Method", "Revert", "TxContext", "method"]
+
+FEE_KINDS = ("paid", "protocol")  # paid: the sender pays fee(tx); protocol: free for the role, within a count
+ROLES = ("committee", "node")  # a current committee member's node key; a staked registered node's node key
 
 
 class Revert(Exception):  # control flow inside the executor, never escapes it
@@ -69,6 +73,18 @@ class Method:
     sender: str  # who may sign it (docs)
     rule: str  # what the state requires, and what it does (docs; revert reasons say which rule failed)
     spends: str | None = None  # the argument whose amount leaves the sender's balance (mempool admission)
+    fee: str = "paid"  # FEE_KINDS (docs/fees.md)
+    role: str | None = None  # ROLES: whose protocol transaction runs free (``fee="protocol"`` only)
+
+    def __post_init__(self) -> None:
+        assert self.fee in FEE_KINDS, self.fee
+        assert (self.fee == "protocol") == (self.role is not None), f"{self.name}: a protocol method names its role"
+        assert self.role is None or self.role in ROLES, self.role
+        assert self.fee == "paid" or self.spends is None, f"{self.name}: a free protocol method cannot spend"
+
+    @property
+    def protocol(self) -> bool:
+        return self.fee == "protocol"
 
     def spent(self, args: dict[str, Any]) -> int:
         """The amount this call moves out of the sender's balance (0 if it moves none)."""
@@ -79,11 +95,18 @@ class Method:
 
 
 def method(
-    name: str, schema: MapOf, *, sender: str, rule: str, spends: str | None = None
+    name: str,
+    schema: MapOf,
+    *,
+    sender: str,
+    rule: str,
+    spends: str | None = None,
+    fee: str = "paid",
+    role: str | None = None,
 ) -> Callable[[Handler], Method]:
     """Decorate a handler into its :class:`Method` entry (list it in its module's ``METHODS``)."""
 
     def wrap(handler: Handler) -> Method:
-        return Method(name, schema, handler, sender, rule, spends)
+        return Method(name, schema, handler, sender, rule, spends, fee, role)
 
     return wrap

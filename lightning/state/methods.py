@@ -293,8 +293,11 @@ PARAM_RULES: dict[str, Callable[[int], str | None]] = {
     "block_time_window_ms": _at_least(0),
     "max_stake_lock_epochs": _at_least(1),
     "beacon_no_reveal_slash": _at_least(0),
+    "base_fee": _at_least(0),
+    "fee_per_byte": _at_least(0),
+    "protocol_txs_per_epoch": _at_least(4),  # a member's 4 a epoch: commit, reveal, vote, measurements
 }
-AMOUNT_PARAMS = ("min_stake", "faucet_mint_per_epoch", "beacon_no_reveal_slash")
+AMOUNT_PARAMS = ("min_stake", "faucet_mint_per_epoch", "beacon_no_reveal_slash", "base_fee", "fee_per_byte")
 
 
 def check_param(name: str, value: int) -> str | None:

@@ -38,7 +38,7 @@ NODE_KEYS = "node_keys"  # node or consensus public key -> node id (keys are uni
 COMMITTEES = "committees"  # u64be epoch -> Committee
 EPOCHS = "epochs"  # u64be epoch -> EpochInfo
 PARAMS = "params"  # name (utf-8) -> int
-META = "meta"  # name (utf-8) -> value: epoch, supply, chain_id, faucet, governance
+META = "meta"  # name (utf-8) -> value: epoch, supply, chain_id, faucet, governance, protocol_fund
 CONTENT_PROVIDERS = "content_providers"  # blake3 root -> sorted [node id]
 CONTENT_CIDS = "content_cids"  # CID bytes -> blake3 root
 SERVED = "served"  # u64be epoch || node id -> {"bytes", "requests"}
@@ -46,6 +46,7 @@ MINTS = "mints"  # recipient -> {"epoch", "amount"}: faucet mints this epoch
 BEACON = "beacon"  # u64be epoch || node id -> BeaconEntry
 EPOCH_VOTES = "epoch_votes"  # u64be epoch || node id -> true
 MEASUREMENTS = "measurements"  # u64be epoch || subject || reporter -> Measurement
+PROTOCOL_TXS = "protocol_txs"  # u64be epoch || node id -> free protocol transactions executed this epoch (fees.py)
 
 TABLES = (
     ACCOUNTS,
@@ -62,6 +63,7 @@ TABLES = (
     BEACON,
     EPOCH_VOTES,
     MEASUREMENTS,
+    PROTOCOL_TXS,
 )
 
 PARTICIPATION = ("true", "false", "opted_in", "opted_out")

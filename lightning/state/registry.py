@@ -1,9 +1,10 @@
 """The one table of transaction kinds: every :class:`~lightning.state.method.Method`, by its wire name.
 
 The decoder (``tx.py``) checks arguments against ``METHODS[name].schema``, the executor runs ``.handler``, the
-mempool asks ``.spent(args)`` at admission, and docs/state.md's method table is :func:`markdown_table` (a test keeps
-them in step). Adding a transaction kind: one ``@method`` handler in ``methods.py`` (or ``epoch.py``) listed in its
-module's ``METHODS``, plus its tests — and a regenerated fixture chain (tests/fixtures/chain/).
+mempool asks ``.spent(args)`` at acceptance, both read ``.fee``/``.role`` (``fees.py``), and docs/state.md's method
+table is :func:`markdown_table` (a test keeps them in step). Adding a transaction kind: one ``@method`` handler in
+``methods.py`` (or ``epoch.py``) listed in its module's ``METHODS``, plus its tests — and a regenerated fixture chain
+(tests/fixtures/chain/).
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ def _collect(*groups: tuple[Method, ...]) -> Mapping[str, Method]:
 METHODS: Mapping[str, Method] = _collect(methods.METHODS, epoch.METHODS)
 
 
+_FEES = {None: "paid", "committee": "free: committee", "node": "free: staked node"}
+
+
 def markdown_table() -> str:
     """docs/state.md's method table."""
-    rows = ["| method | args | sender | rule (revert reason when broken) |", "|---|---|---|---|"]
-    rows += [f"| `{m.name}` | {m.schema.describe()} | {m.sender} | {m.rule} |" for m in METHODS.values()]
+    rows = ["| method | args | sender | fee | rule (revert reason when broken) |", "|---|---|---|---|---|"]
+    rows += [
+        f"| `{m.name}` | {m.schema.describe()} | {m.sender} | {_FEES[m.role]} | {m.rule} |" for m in METHODS.values()
+    ]
     return "\n".join(rows) + "\n"
-

@@ -36,7 +36,7 @@ from lightning.ids import AccountId, NodeId
 from lightning.state import smt
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.errors import StateError
-from lightning.state.executor import Execution, Overlay, Receipt, execute_block
+from lightning.state.executor import Execution, Overlay, Receipt, Skipped, execute_block
 from lightning.state.fastcodec import encode_fast
 from lightning.state.records import TABLES, Account, Committee, EpochInfo, NodeInfo, Ports, StateView, u64
 from lightning.storage import open_env, write_txn
@@ -57,6 +57,7 @@ class BlockOutcome:
     block: Block
     head: ChainHead
     receipts: tuple[Receipt, ...]
+    skipped: tuple[Skipped, ...] = ()  # unpaid transactions: no receipt, nothing written (executor.py)
 
 
 def genesis_params(genesis: Genesis) -> dict[str, int]:
@@ -218,7 +219,7 @@ class StateStore:
                 # An invalid copy (a replay) never hides the receipt of the transaction that did execute.
                 if r.status != "invalid" or txn.get(r.tx_hash, db=self._receipts) is None:
                     txn.put(r.tx_hash, raw, db=self._receipts)
-        return BlockOutcome(block, new_head, ex.receipts)
+        return BlockOutcome(block, new_head, ex.receipts, ex.skipped)
 
     # -- reads --------------------------------------------------------------------------------------------------
     def _head(self, txn: lmdb.Transaction) -> ChainHead:

@@ -75,7 +75,9 @@ class DevChain:
                 for i, k in enumerate(node_keys)
             ],
             "accounts": [{"address": a.public.hex, "balance": balance} for a in account_keys]
-            + [{"address": k.account.public.hex, "balance": balance} for k in node_keys],
+            + [{"address": k.account.public.hex, "balance": balance} for k in node_keys]
+            # the faucet and governance pay fees like anyone (docs/fees.md)
+            + [{"address": k.public.hex, "balance": balance} for k in (faucet, governance)],
         }
         return cls(parse_genesis(data), node_keys, account_keys, faucet, governance)
 

@@ -123,7 +123,7 @@ async def _check_rows_equal(tmp_path: Path) -> None:
             assert list(va.kv.scan(t)) == list(vb.kv.scan(t)), t
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 3])  # seeds whose committee sequence hands the sequencer over (see above)
 async def test_two_nodes_agree(tmp_path: Path, autojump_clock: trio.testing.MockClock, seed: int) -> None:
     try:
         await _simulate(tmp_path, seed, clients=4, transfers=5)

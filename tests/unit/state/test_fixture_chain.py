@@ -88,6 +88,8 @@ def test_fixture_chain_replays_byte_identical(
         for index, (got, exp) in enumerate(zip(receipts, want["receipts"], strict=False)):
             assert got == exp, f"height {height} receipt {index}: {got}, expected {exp}"
         assert len(receipts) == len(want["receipts"]), f"height {height}: {len(receipts)} receipts"
+        skipped = [[x.index, x.method, x.code] for x in outcome.skipped]  # unpaid: no receipt (docs/fees.md)
+        assert skipped == want.get("skipped", []), f"height {height}: skipped {skipped}"
         record = store.block_record(height)
         assert record is not None
         assert blake3.blake3(record).hexdigest() == want["record"], (

@@ -39,7 +39,7 @@ async def _end_epoch(chain: DevChain, state: State) -> None:
 
 
 async def _run(tmp_path: Path) -> None:
-    chain = DevChain.create(nodes=5, committee=4, accounts=2, epoch_time_ms=60_000)
+    chain = DevChain.create(nodes=5, committee=4, accounts=2, epoch_time_ms=60_000, balance="2000 FLK")  # + fees
     state = State(StateConfig(), tmp_path / "state", chain.genesis, inline=True)
     me = NodeId.of(chain.nodes[0].node)
     known = RegistryNodes(state, chain.genesis)

@@ -16,7 +16,7 @@ from lightning.state.epoch import beacon_commitment
 from lightning.state.errors import StateError
 from lightning.state.executor import InvalidBlock, Receipt
 from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, SERVED, NodeInfo, u64
-from lightning.state.store import StateStore
+from lightning.state.store import StateStore, genesis_params
 from lightning.state.tx import SignedTransaction, sign_transaction
 from lightning.testing.devchain import DevChain, derive_key
 
@@ -41,6 +41,17 @@ def run(chain: DevChain, store: StateStore, *txs: SignedTransaction | bytes, ts:
 
 def ok(receipts: list[Receipt]) -> None:
     assert [(r.status, r.reason) for r in receipts] == [("ok", "")] * len(receipts)
+
+
+def fee(chain: DevChain, tx: SignedTransaction) -> int:
+    """What a paid transaction costs (docs/fees.md)."""
+    p = genesis_params(chain.genesis)
+    return p["base_fee"] + p["fee_per_byte"] * len(tx.raw)
+
+
+def fund(chain: DevChain, store: StateStore, *keys: SigningKey) -> None:
+    """Give node keys FLK for the paid methods they may sign (opt_out, update_content_registry), from the faucet."""
+    ok(run(chain, store, *(chain.sign(chain.faucet, "transfer", to=k.public.raw, amount=FLK) for k in keys)))
 
 
 def balance(store: StateStore, key: SigningKey | bytes) -> int:
@@ -74,7 +85,8 @@ def test_genesis_state(store: StateStore, chain: DevChain) -> None:
         assert committee is not None
         assert committee.members == tuple(k.node.public.raw for k in chain.nodes[:4])
         assert v.params()["min_stake"] == 1000 * FLK
-        assert v.meta("supply") == (3 + 5) * 1000 * FLK + 5 * 1000 * FLK
+        # 3 accounts, 5 owners, the faucet and governance hold 1000 FLK each; 5 nodes stake 1000 FLK each
+        assert v.meta("supply") == (3 + 5 + 2) * 1000 * FLK + 5 * 1000 * FLK
         info = v.epoch_info(0)
         assert info is not None and info.end_ms - info.start_ms == 60_000
     assert node(store, chain, 4).participation == "true" and node(store, chain, 4).stake == 1000 * FLK
@@ -88,15 +100,16 @@ def test_transfer_and_nonce_rules(store: StateStore, chain: DevChain) -> None:
     a, b = chain.accounts[0], chain.accounts[1]
     t1 = chain.sign(a, "transfer", to=b.public.raw, amount=10 * FLK)
     ok(run(chain, store, t1))
-    assert balance(store, a) == 990 * FLK and balance(store, b) == 1010 * FLK
+    assert balance(store, a) == 990 * FLK - fee(chain, t1) and balance(store, b) == 1010 * FLK
     # a replay of t1 and a transaction from the future are invalid: no nonce bump, nothing changes
     future = chain.sign(a, "transfer", nonce=5, to=b.public.raw, amount=FLK)
     r = run(chain, store, t1, future)
     assert [x.status for x in r] == ["invalid", "invalid"] and "nonce 1, expected 2" in r[0].reason
     assert store.receipt(t1.hash) is not None and store.receipt(t1.hash).status == "ok"  # type: ignore[union-attr]
     # a revert still consumes the nonce
-    r = run(chain, store, chain.sign(a, "transfer", to=b.public.raw, amount=10_000 * FLK))
-    assert r[0].status == "reverted" and "insufficient balance" in r[0].reason
+    r_big = chain.sign(a, "transfer", to=b.public.raw, amount=10_000 * FLK)
+    r = run(chain, store, r_big)
+    assert r[0].status == "reverted" and "insufficient balance" in r[0].reason  # the fee is paid all the same
     with store.view() as v:
         assert v.account(a.public.raw).nonce == 2
     # wrong chain id, bad signature, garbage bytes
@@ -106,7 +119,7 @@ def test_transfer_and_nonce_rules(store: StateStore, chain: DevChain) -> None:
     r = run(chain, store, wrong_chain, forged_raw, b"\xc1garbage")
     assert [x.status for x in r] == ["invalid"] * 3
     assert "chain 99" in r[0].reason and "signature" in r[1].reason and "canonical" in r[2].reason
-    assert balance(store, a) == 990 * FLK
+    assert balance(store, a) == 990 * FLK - fee(chain, t1) - fee(chain, r_big)
 
 
 def test_mint_is_faucet_only_and_capped_per_epoch(store: StateStore, chain: DevChain) -> None:
@@ -121,7 +134,7 @@ def test_mint_is_faucet_only_and_capped_per_epoch(store: StateStore, chain: DevC
     ok(run(chain, store, chain.sign(chain.faucet, "mint", to=to, amount=1000 * FLK)))
     assert balance(store, to) == 2600 * FLK
     with store.view() as v:
-        assert v.meta("supply") == 13_000 * FLK + 2600 * FLK
+        assert v.meta("supply") == 15_000 * FLK + 2600 * FLK
 
 
 def test_stake_registers_a_node_then_lock_unstake_withdraw(store: StateStore, chain: DevChain) -> None:
@@ -135,12 +148,12 @@ def test_stake_registers_a_node_then_lock_unstake_withdraw(store: StateStore, ch
     r = run(chain, store, chain.sign(owner, "stake", node=nid, amount=FLK, registration=reg))
     assert r[0].status == "reverted" and "already registered" in r[0].reason
     reg = chain.registration(nk, ck, owner, host="10.0.0.1")
-    ok(run(chain, store, chain.sign(owner, "stake", node=nid, amount=600 * FLK, registration=reg)))
+    ok(run(chain, store, chain.sign(owner, "stake", node=nid, amount=500 * FLK, registration=reg)))
     with store.view() as v:
         n = v.node(nid)
-        assert n is not None and n.owner == owner.public.raw and n.participation == "false" and n.stake == 600 * FLK
+        assert n is not None and n.owner == owner.public.raw and n.participation == "false" and n.stake == 500 * FLK
         assert n.registration_seq == 1
-    assert balance(store, owner) == 400 * FLK
+    assert 499 * FLK < balance(store, owner) < 500 * FLK  # less three transactions' fees
     r = run(chain, store, chain.sign(chain.accounts[1], "stake", node=nid, amount=FLK))
     assert r[0].status == "reverted" and "owner" in r[0].reason
     reg = chain.registration(nk, ck, owner, host="10.0.0.2", seq=2)
@@ -154,7 +167,7 @@ def test_stake_registers_a_node_then_lock_unstake_withdraw(store: StateStore, ch
     ok(run(chain, store, chain.sign(owner, "unstake", node=nid, amount=100 * FLK)))
     with store.view() as v:
         n = v.node(nid)
-        assert n is not None and (n.stake, n.locked, n.locked_until, n.host) == (900 * FLK, 100 * FLK, 6, "10.0.0.2")
+        assert n is not None and (n.stake, n.locked, n.locked_until, n.host) == (800 * FLK, 100 * FLK, 6, "10.0.0.2")
     r = run(chain, store, chain.sign(owner, "withdraw_unstaked", node=nid))
     assert r[0].status == "reverted" and "until epoch 6" in r[0].reason
     for _ in range(5):
@@ -167,6 +180,7 @@ def test_stake_registers_a_node_then_lock_unstake_withdraw(store: StateStore, ch
 
 def test_participation_changes_at_the_epoch_and_shapes_the_committee(store: StateStore, chain: DevChain) -> None:
     n4, n0 = chain.nodes[4], chain.nodes[0]
+    fund(chain, store, n0.node)
     r = run(chain, store, chain.sign(n4.account, "opt_in", node=n4.node.public.raw))
     assert r[0].status == "reverted" and "already participating" in r[0].reason
     ok(run(chain, store, chain.sign(n4.account, "opt_out", node=n4.node.public.raw)))
@@ -196,8 +210,12 @@ def test_epoch_change_needs_a_quorum_after_the_end(store: StateStore, chain: Dev
     k = chain.nodes
     r = run(chain, store, chain.sign(k[0].node, "change_epoch", epoch=0), ts=info.end_ms - 1)
     assert r[0].status == "reverted" and "ends at" in r[0].reason
-    r = run(chain, store, chain.sign(k[4].node, "change_epoch", epoch=0), ts=info.end_ms)
-    assert r[0].status == "reverted" and "committee" in r[0].reason
+    # from a non-member it is unpaid: no receipt, no nonce bump, nothing written (docs/fees.md)
+    outsider = chain.sign(k[4].node, "change_epoch", epoch=0)
+    before = store.head().state_root
+    outcome = chain.apply(store, [outsider], timestamp_ms=info.end_ms)
+    assert outcome.receipts == () and [s.code for s in outcome.skipped] == ["not_authorized"]
+    assert outcome.head.state_root == before and store.receipt(outsider.hash) is None
     r = run(
         chain, store, chain.sign(k[0].node, "change_epoch", epoch=0), chain.sign(k[0].node, "change_epoch", epoch=0)
     )
@@ -263,6 +281,7 @@ def test_reputation_measurements_and_served_counters(store: StateStore, chain: D
 
 def test_content_registry(store: StateStore, chain: DevChain) -> None:
     n0, n1 = chain.nodes[0].node, chain.nodes[1].node
+    fund(chain, store, n0, n1)
     root, cid = b"\xaa" * 32, b"\x01\x55\x12\x20" + b"\x01" * 32
     ok(
         run(
@@ -317,7 +336,7 @@ def test_governance_params_and_slash(store: StateStore, chain: DevChain) -> None
     ok(run(chain, store, chain.sign(g, "slash", node=victim, amount=400 * FLK, evidence=evidence)))
     assert node(store, chain, 4).stake == 600 * FLK
     with store.view() as v:
-        assert v.meta("supply") == 13_000 * FLK - 400 * FLK
+        assert v.meta("supply") == 15_000 * FLK - 400 * FLK
 
 
 def test_invalid_blocks_change_nothing(store: StateStore, chain: DevChain) -> None:

@@ -1,9 +1,10 @@
 """Properties of the executor over random block sequences (hypothesis).
 
-Supply is conserved except by mint and slash (governance slashes, and the epoch change's slash of a member that
-committed to a beacon value but did not reveal it); no balance is negative; each sender's executed nonces are 1, 2, 3 …;
-replays and transactions for another chain are invalid and change nothing; the incremental root equals a root
-recomputed from every row; the same blocks on a fresh state give the same heads.
+Supply — balances + stakes + unstaking + the protocol fund that fees go to — is conserved except by mint and slash
+(governance slashes, and the epoch change's slash of a member that committed to a beacon value but did not reveal it);
+no balance is negative; each sender's executed nonces are 1, 2, 3 …; replays and transactions for another chain are
+invalid and change nothing; a sender that cannot pay the fee is skipped (no receipt, no nonce); the incremental root
+equals a root recomputed from every row; the same blocks on a fresh state give the same heads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from lightning.amounts import UNIT
 from lightning.state import smt
+from lightning.state.fees import FUND, Costs
 from lightning.state.records import TABLES, StateView
 from lightning.state.store import StateStore
 from lightning.state.tx import SignedTransaction, sign_transaction
@@ -35,6 +37,7 @@ ops = st.one_of(
     st.tuples(st.just("beacon_commit"), st.integers(0, 1000)),
     st.tuples(st.just("replay"), st.integers(0, 1000)),
     st.tuples(st.just("wrong_chain"), st.integers(0, ACCOUNTS - 1)),
+    st.tuples(st.just("drain"), st.integers(0, ACCOUNTS - 1)),  # all but the fee: the sender's next one is unpaid
 )
 blocks = st.lists(st.one_of(st.just("epoch"), st.lists(ops, min_size=1, max_size=6)), min_size=1, max_size=10)
 
@@ -44,10 +47,24 @@ def _signers(chain: DevChain) -> list[Any]:
 
 
 def _to_tx(
-    chain: DevChain, op: tuple[Any, ...], executed: list[SignedTransaction], epoch: int
+    chain: DevChain, op: tuple[Any, ...], executed: list[SignedTransaction], store: StateStore
 ) -> SignedTransaction | bytes:
     signers = _signers(chain)
     kind = op[0]
+    epoch = store.head().epoch
+    if kind == "drain":
+        key = chain.accounts[op[1]]
+        with store.view() as view:
+            have, nonce = view.account(key.public.raw).balance, chain.nonces.get(key.public.raw, 0) + 1
+            costs = Costs(view)
+        amount = max(1, have - costs.rules.fee(200))
+        for _ in range(3):  # the fee depends on the signed size, which depends on the amount's encoding
+            tx = sign_transaction(
+                key, chain_id=chain.genesis.chain_id, nonce=nonce, method="transfer", to=b"\x0e" * 32, amount=amount
+            )
+            amount = max(1, have - costs.rules.fee(len(tx.raw)))
+        chain.nonces[key.public.raw] = nonce
+        return tx
     if kind == "transfer":
         _, s, to, amount = op
         recipient = signers[to].public.raw if to < len(signers) else b"\x0e" * 32
@@ -84,7 +101,7 @@ def _totals(view: StateView) -> tuple[int, int]:
     balances = [v["balance"] for _, v in view.scan("accounts")]
     assert all(b >= 0 for b in balances)
     staked = sum(n.stake + n.locked for _, n in view.nodes())
-    return sum(balances) + staked, view.meta("supply")
+    return sum(balances) + staked + view.meta(FUND, 0), view.meta("supply")
 
 
 def _recomputed_root(store: StateStore) -> bytes:
@@ -126,11 +143,21 @@ def test_invariants_over_random_blocks(plan: list[Any]) -> None:
                 if committed is not None and committed["reveal"] is None:
                     expected_supply -= min(penalty, member.stake + member.locked)
             else:
-                txs = [_to_tx(chain, op, executed, store.head().epoch) for op in step]
+                txs = [_to_tx(chain, op, executed, store) for op in step]
                 outcome = chain.apply(store, txs)
             by_hash = {t.hash: t for t in txs if isinstance(t, SignedTransaction)}
-            for r, op in zip(outcome.receipts, step if step != "epoch" else [("epoch",)], strict=True):
-                if op[0] in ("replay", "wrong_chain"):
+            skipped = {s.index: s for s in outcome.skipped}
+            gapped: set[bytes] = set()  # senders whose transaction was skipped: their later ones have a nonce gap
+            receipts = iter(outcome.receipts)
+            for i, op in enumerate(step if step != "epoch" else [("epoch",)]):
+                if i in skipped:  # unpaid: the balance no longer covers the fee, or node 0 left the committee
+                    expect = "not_authorized" if op[0] == "beacon_commit" else "insufficient_balance"
+                    assert skipped[i].code == expect and op[0] != "epoch"
+                    gapped.add(skipped[i].sender)
+                    chain.nonces[skipped[i].sender] = model_nonce.get(skipped[i].sender, 0)
+                    continue
+                r = next(receipts)
+                if op[0] in ("replay", "wrong_chain") or r.sender in gapped:
                     assert r.status == "invalid"
                     continue
                 assert r.status in ("ok", "reverted"), r.reason
