@@ -1,12 +1,13 @@
-"""The single-node sequencer: the :class:`~lightning.chain.orderer.Orderer` of a chain whose committee has one member.
+"""The single-node sequencer: the :class:`~lightning.chain.orderer.Orderer` of an epoch whose committee has one member.
 
-``node.py`` runs it when the genesis committee has one member (several run ``lightning.consensus.Consensus``).
-Committee member 0 of the current epoch orders: whenever the pool holds executable
-transactions it cuts a block of up to ``max_block_transactions`` on the current head, timestamped
-``max(wall clock, parent timestamp)``, signs a ``kind="sequencer"`` commit proof with its consensus key, and commits
-it to the state; then it waits ``block_time_s`` before the next block, so transactions arriving meanwhile share one.
-Every other node follows (``follower.py``). When an epoch change makes another node member 0, this one stops
-ordering and starts following, and the other way round.
+``node.py`` runs it on every node, next to ``lightning.consensus.Consensus``: it orders only in epochs whose committee
+has exactly one member, and only on that member (the consensus takes the epochs of larger committees). Whenever the
+pool holds executable transactions it cuts a block of up to ``max_block_transactions`` on the current head,
+timestamped ``max(wall clock, parent timestamp)``, signs a ``kind="sequencer"`` commit proof with its consensus key,
+and commits it to the state; then it waits ``block_time_s`` before the next block, so transactions arriving meanwhile
+share one. Every other node follows (``follower.py``). When an epoch change makes another node the member, or gives
+the epoch a larger committee, this one stops ordering (and follows, or takes part in the consensus), and the other way
+round.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Sequencer:
         return (self.state.leader(),)
 
     def is_leader(self) -> bool:
-        return self.state.leader() == self.node_id
+        """Whether this node orders now: the current committee is this node alone."""
+        return tuple(self.state.committee().members) == (self.node_id,)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -156,7 +156,8 @@ class Consensus:
         while True:
             head = self.state.head()
             committee = self.state.committee(head.epoch)
-            if self.node_id not in committee.members:
+            if self.node_id not in committee.members or len(committee.members) < 2:
+                # not a member, or a one-member committee (lightning/chain/sequencer.py orders those epochs)
                 self._members = {}
                 await self.state.wait_head_change(head.height)
                 continue

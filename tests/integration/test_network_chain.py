@@ -57,6 +57,14 @@ def _wait_height(node: NodeProcess, height: int, timeout: float = TIMEOUT_S) -> 
         _result(node.rpc_url, "flk_get_blocks", root["height"] + 1, 1, 2000)  # long poll, not a sleep
 
 
+def _metric(node: NodeProcess, name: str) -> float:
+    _, _, body = http_get(f"http://{node.ports['rpc']}/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def _wait_epoch(node: NodeProcess, epoch: int, timeout: float = TIMEOUT_S) -> dict[str, Any]:
     return _wait_until(node, lambda root: root["epoch"] >= epoch, f"epoch {epoch}", timeout)
 
@@ -178,6 +186,17 @@ def test_stake_opt_and_beacon_epoch_changes_move_the_committee(spawn: Any, tmp_p
     after_out = out_epoch + 1
     assert _result(edge.rpc_url, "flk_get_node_info", ids[0])["participation"] == "false"
     assert ids[0] not in _result(edge.rpc_url, "flk_get_committee_members", after_out)
+    # roles follow the current committee (issue 16, item 6): the leaver stops ordering and follows; the node that took
+    # its seat (the only other eligible one: it stays in while the leaver is out) takes part in the consensus
+    assert ids[4] in _result(edge.rpc_url, "flk_get_committee_members", after_out)
+    assert _result(leaver.rpc_url, "flk_get_node_status")["committee"] is False
+    assert _result(edge.rpc_url, "flk_get_node_status")["committee"] is True
+    deadline, votes = time.monotonic() + TIMEOUT_S, _metric(edge, "lightning_consensus_votes_total")
+    while _metric(edge, "lightning_consensus_votes_total") == votes:  # it votes on the blocks of its epochs
+        assert time.monotonic() < deadline, "the node that joined the committee never voted"
+        _wait_height(edge, _result(edge.rpc_url, "flk_get_state_root")["height"] + 1)
+    tip = _result(edge.rpc_url, "flk_get_state_root")["height"]
+    _wait_height(leaver, tip)  # the leaver follows
 
     # opt back in: from the change after that, five nodes are eligible again for four seats
     out_text = _ok("opt", "in", "--home", str(leaver.home), "--rpc", edge.rpc_url)
