@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from lightning.chain.config import StateConfig
 from lightning.chain.hooks import EpochChange, EpochHooks
 from lightning.genesis import Genesis
-from lightning.hostport import join_host_port
 from lightning.ids import NodeId
 from lightning.state.block import Block, ChainHead, CommitProof
 from lightning.state.executor import Receipt
@@ -257,9 +256,3 @@ class State:
                 keys.append(n.consensus_key)
             return keys
 
-    def rpc_url(self, node_id: NodeId) -> str | None:
-        """Where a node's JSON-RPC answers, from the registry (None if it publishes none)."""
-        node = self.node(node_id)
-        if node is None or node.ports.rpc == 0:
-            return None
-        return f"http://{join_host_port(node.host, node.ports.rpc)}/rpc/v0"

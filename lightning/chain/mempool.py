@@ -1,16 +1,20 @@
 """The transaction pool as a node component: the mempool core, wake-ups for the orderer, and forwarding.
 
 Every node admits transactions (``flk_send_txn``) into its own mempool. If this node orders blocks now, the orderer
-takes them from here; otherwise each admitted transaction is also forwarded to the ordering nodes through the
-:class:`~lightning.chain.forward.TxForwarder` (a bounded queue; a full queue or a failed forward is logged and the
-transaction stays pending here, where it still counts for ``next_nonce``). When the ordering nodes change (an epoch
-change), everything pending here is forwarded to the new ones. Executed blocks prune the pool on every
-node, because every node executes every block.
+takes them from here; and each transaction a client sent here is also forwarded to the ordering nodes other than this
+one through the :class:`~lightning.chain.forward.TxForwarder` (in a node: ``lightning.sync.PoolForwarder``, the pool's
+TXS scope), which admit it with ``forward=False``. The
+forward queue is bounded and batches per target; a (target, transaction) pair queued once is not queued again for
+``FORWARD_DEDUP_S`` unless its forward failed; a full queue or a failed forward (after ``FORWARD_ATTEMPTS``) is logged
+and the transaction stays pending here, where it still counts for ``next_nonce``. When the ordering nodes change (an
+epoch change), everything pending here is forwarded to the new ones. Executed blocks prune the pool on every node,
+because every node executes every block.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import trio
@@ -25,15 +29,18 @@ from lightning.state.fees import Costs, FeeRules
 from lightning.state.records import StateView
 from lightning.state.store import BlockOutcome
 from lightning.state.tx import SignedTransaction, TxMalformed, decode_transaction
+from lightning.sync.txs import MAX_BATCH_TXS
 
 __all__ = ["Mempool"]
 
 logger = logging.getLogger(__name__)
 
 FORWARD_QUEUE = 1024
-FORWARD_BATCH = 100  # JSON-RPC batches are capped at 100 calls
+FORWARD_BATCH = MAX_BATCH_TXS  # one TXS request (lightning/sync/txs.py; the forwarder also splits by bytes)
 FORWARD_ATTEMPTS = 3
 FORWARD_BACKOFF_S = 0.5
+FORWARD_DEDUP_S = 30.0  # a transaction queued for a target is not queued for it again within this window
+FORWARD_DEDUP_MAX = 16_384  # (target, hash) pairs remembered for that
 
 
 class Mempool:
@@ -63,7 +70,8 @@ class Mempool:
         self._ordering_nodes = ordering_nodes
         self._forwarder = forwarder
         self._changed = trio.Event()
-        self._send, self._receive = trio.open_memory_channel[tuple[NodeId, bytes]](FORWARD_QUEUE)
+        self._send, self._receive = trio.open_memory_channel[tuple[NodeId, bytes, bytes]](FORWARD_QUEUE)
+        self._queued: OrderedDict[tuple[NodeId, bytes], float] = OrderedDict()  # (target, hash) -> when queued
         self._last_ordering: tuple[NodeId, ...] = ()
         state.add_commit_listener(self._on_commit)
         if registry is not None:
@@ -128,13 +136,21 @@ class Mempool:
 
     def _forward(self, txs: list[SignedTransaction]) -> None:
         targets = [n for n in self._ordering_nodes() if n != self.node_id]
+        now = trio.current_time()
+        while self._queued and (
+            len(self._queued) > FORWARD_DEDUP_MAX or next(iter(self._queued.values())) < now - FORWARD_DEDUP_S
+        ):
+            self._queued.popitem(last=False)
         for stx in txs:
             for target in targets:
+                if (target, stx.hash) in self._queued:
+                    continue  # on its way to that node already, or delivered moments ago
                 try:
-                    self._send.send_nowait((target, stx.raw))
+                    self._send.send_nowait((target, stx.hash, stx.raw))
                 except trio.WouldBlock:
                     logger.warning("forward queue full; transaction %s stays local", stx.hash.hex()[:16])
                     return
+                self._queued[(target, stx.hash)] = now
 
     def next_nonce(self, sender: bytes) -> int:
         """The nonce a new transaction from ``sender`` should carry (after its pending ones)."""
@@ -171,31 +187,36 @@ class Mempool:
 
     # -- background -----------------------------------------------------------------------------------------------
     async def _forward_loop(self) -> None:
-        async for target, raw in self._receive:
+        async for target, tx_hash, raw in self._receive:
             if self._forwarder is None:
                 continue
             # Drain what else is queued: one request per target carries up to FORWARD_BATCH transactions.
-            batches: dict[NodeId, list[bytes]] = {target: [raw]}
-            while sum(len(b) for b in batches.values()) < FORWARD_BATCH * 4:
+            batches: dict[NodeId, list[tuple[bytes, bytes]]] = {target: [(tx_hash, raw)]}
+            count = 1
+            while count < FORWARD_BATCH * 4:
                 try:
-                    more_target, more_raw = self._receive.receive_nowait()
+                    more_target, more_hash, more_raw = self._receive.receive_nowait()
                 except trio.WouldBlock:
                     break
-                batches.setdefault(more_target, []).append(more_raw)
+                batches.setdefault(more_target, []).append((more_hash, more_raw))
+                count += 1
             for node_id in sorted(batches):
-                raws = batches[node_id]
-                for start in range(0, len(raws), FORWARD_BATCH):
-                    await self._forward_batch(node_id, raws[start : start + FORWARD_BATCH])
+                items = batches[node_id]
+                for start in range(0, len(items), FORWARD_BATCH):
+                    await self._forward_batch(node_id, items[start : start + FORWARD_BATCH])
 
-    async def _forward_batch(self, target: NodeId, raws: list[bytes]) -> None:
+    async def _forward_batch(self, target: NodeId, items: list[tuple[bytes, bytes]]) -> None:
         assert self._forwarder is not None
         for attempt in range(1, FORWARD_ATTEMPTS + 1):
             try:
-                await self._forwarder.forward(target, raws)
+                await self._forwarder.forward(target, [raw for _, raw in items])
                 return
             except ForwardError as exc:
                 logger.warning("forward attempt %d/%d failed: %s", attempt, FORWARD_ATTEMPTS, exc)
-                await trio.sleep(FORWARD_BACKOFF_S * attempt)
+                if attempt < FORWARD_ATTEMPTS:
+                    await trio.sleep(FORWARD_BACKOFF_S * attempt)
+        for tx_hash, _ in items:  # never delivered: a later re-forward (an epoch change) may try again
+            self._queued.pop((target, tx_hash), None)
 
     async def _expire_loop(self) -> None:
         while True:

@@ -22,6 +22,7 @@ from lightning.state.errors import StateError
 from lightning.state.executor import Receipt
 from lightning.state.methods import AMOUNT_PARAMS
 from lightning.state.records import TABLES, NodeInfo
+from lightning.state.tx import MAX_TX_BYTES
 
 __all__ = ["TX_REJECTED", "node_json", "receipt_json", "register_state_rpc"]
 
@@ -211,10 +212,10 @@ def register_state_rpc(d: Dispatcher, state: State, pool: Mempool) -> None:  # o
             "proof": encode(proof.to_wire()).hex(),
         }
 
-    async def send_txn(tx: str, forwarded: bool = False) -> dict[str, Any]:
-        raw = _hex(tx, "tx", max_bytes=64 * 1024)
+    async def send_txn(tx: str) -> dict[str, Any]:
+        raw = _hex(tx, "tx", max_bytes=MAX_TX_BYTES)
         try:
-            stx, new = pool.submit(raw, forward=not forwarded)
+            stx, new = pool.submit(raw)
         except TxRejected as exc:
             raise RpcError(TX_REJECTED, f"transaction rejected: {exc}", {"code": exc.code}) from None
         return {"hash": stx.hash.hex(), "new": new}

@@ -1,7 +1,7 @@
-"""A minimal async JSON-RPC 2.0 client over HTTP/1.1 (trio + h11), used to reach another node's RPC endpoint.
+"""A minimal async JSON-RPC 2.0 client over HTTP/1.1 (trio + h11), for tools and benchmarks (``bench/``).
 
-Used by ``lightning.chain.forward`` (forwarding transactions to the ordering nodes, and following a one-member
-committee's blocks) and by tools. One request per connection; every call has a deadline and a response size limit.
+Nodes never call each other's RPC: between nodes there is only the pool (transactions over the TXS scope, blocks over
+SYNC). One request per connection; every call has a deadline and a response size limit.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Every node is the production wiring (``node.py``) with a simulated :class:`Runtime`: its pool on a
 :class:`~lightning.net.sim.SimNetwork`, a wall clock that follows trio's clock (plus a per-node skew the scenario may
 change), storage inline on the trio thread, no HTTP sockets (clients reach the handlers in memory,
-``lightning/sim/http.py``), transactions forwarded in process. Each node has its own home under ``root`` (keys,
-LMDB stores), so a crashed node restarts from exactly what it had stored.
+``lightning/sim/http.py``); transactions are forwarded over the simulated pool like any other traffic. Each node has
+its own home under ``root`` (keys, LMDB stores), so a crashed node restarts from exactly what it had stored.
 
 Run under ``trio.testing.MockClock(autojump_threshold=0)``::
 
@@ -25,9 +25,7 @@ from typing import Any
 
 import trio
 
-from lightning.chain.forward import ForwardError
 from lightning.config import Config
-from lightning.errors import LightningError
 from lightning.fetcher.config import OriginIpfsConfig
 from lightning.home import Home, Keys
 from lightning.ids import NodeId
@@ -64,27 +62,6 @@ class _SimNet:
 
     def make_pool(self, spec: PoolSpec) -> PeerPool:
         return self.net.pool(spec.node_key, config=spec.config.net, admission=spec.admission, registry=spec.registry)
-
-
-class _Forwarder:
-    """Forwards transactions into another simulated node's mempool (as JSON-RPC would, minus HTTP)."""
-
-    def __init__(self, cluster: SimCluster, source: NodeId) -> None:
-        self._cluster = cluster
-        self._source = source
-
-    async def forward(self, node_id: NodeId, raw_txs: list[bytes]) -> None:
-        await trio.lowlevel.checkpoint()
-        member = self._cluster.by_id.get(node_id)
-        if member is None or member.node is None or not member.node.state.running:
-            raise ForwardError(f"simulated node {node_id.short()} is down")
-        if not self._cluster.net.reachable(self._source, node_id):
-            raise ForwardError(f"simulated node {node_id.short()} is cut off")
-        for raw in raw_txs:
-            try:
-                member.node.mempool.submit(raw, forward=False)
-            except LightningError as exc:  # refused there; the others still go
-                logger.debug("node %s refused a forwarded transaction: %s", node_id.short(), exc)
 
 
 @dataclass
@@ -174,7 +151,6 @@ class SimCluster:
             inline=True,
             durable=False,  # a simulated crash is a process crash: the OS keeps what was written
             endpoints=False,
-            forwarder=_Forwarder(self, m.node_id),
             factories=self._factories.get(index, {}),
         )
         node = Node(home=m.home, config=self.config, genesis=self.genesis, keys=m.keys, runtime=runtime)

@@ -1,4 +1,6 @@
-"""In-process chain seams between simulated nodes: forwarding into another node's pool, fetching from its state."""
+"""In-process chain seams for tests whose nodes have no pool (``tests/sim/test_state_sim.py``): forwarding into another
+node's mempool, fetching from its state. Nodes with a pool, real or simulated, use ``lightning.sync.PoolForwarder`` and
+``lightning.sync.PoolBlockSource``."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ in every assertion message."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +31,7 @@ from lightning.net.config import TopologyConfig
 from lightning.net.sim import SimNetwork, open_sim
 from lightning.net.topology import GenesisNodes, Topology
 from lightning.state.block import Block, CommitProof
-from lightning.sync import BlockGossip, PoolBlockSource, SyncServer, encode_block_message
-from lightning.testing.chain import LocalForwarder
+from lightning.sync import BlockGossip, PoolBlockSource, PoolForwarder, SyncServer, TxServer, encode_block_message
 from lightning.testing.devchain import DevChain, derive_key
 
 GENESIS_MS = 1_700_000_000_000
@@ -53,7 +51,6 @@ async def _start_node(
     chain: DevChain,
     keys: Keys,
     path: Path,
-    submit: dict[bytes, Callable[[bytes], object]],
 ) -> _Node:
     config = StateConfig()
     clock = TrioWallClock(GENESIS_MS)
@@ -63,10 +60,10 @@ async def _start_node(
     state = State(config, path / "state", chain.genesis, inline=True)
     await nursery.start(state.run)
     members = lambda: state.committee().members  # noqa: E731
-    mempool = Mempool(state, config, node_id=nid, ordering_nodes=members, forwarder=LocalForwarder(submit))
-    submit[nid] = mempool.submit
+    mempool = Mempool(state, config, node_id=nid, ordering_nodes=members, forwarder=PoolForwarder(netpool))
     await nursery.start(mempool.run)
     SyncServer(netpool, state)
+    TxServer(netpool, mempool)
     known = GenesisNodes.from_genesis(chain.genesis)
     epoch = lambda: state.epoch() if state.running else 0  # noqa: E731
     topology = Topology(TopologyConfig(), NodeId.of(keys.node), known, epoch=epoch)
@@ -124,9 +121,8 @@ def _forged(chain: DevChain, node: _Node, seed: int) -> tuple[Block, CommitProof
 async def _run(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     chain = DevChain.create(seed=seed, nodes=6, committee=4, accounts=6, genesis_time_ms=GENESIS_MS)
-    submit: dict[bytes, Callable[[bytes], object]] = {}
     async with open_sim(seed, nodes=0) as (net, _), trio.open_nursery() as nursery:
-        nodes = [await _start_node(nursery, net, chain, chain.nodes[i], tmp_path / f"n{i}", submit) for i in range(5)]
+        nodes = [await _start_node(nursery, net, chain, chain.nodes[i], tmp_path / f"n{i}") for i in range(5)]
         members, edge = nodes[:4], nodes[4]
         assert all(chain.nodes[i].node.public.raw in edge.state.committee().members for i in range(4))
 
@@ -159,7 +155,7 @@ async def _run(tmp_path: Path, seed: int) -> None:
         # A late edge node: 20+ blocks behind, it catches up over the sync scope, then follows over broadcast.
         while members[0].state.head().height < 20:
             await members[0].state.wait_head_change(members[0].state.head().height)
-        late = await _start_node(nursery, net, chain, chain.nodes[5], tmp_path / "n5", submit)
+        late = await _start_node(nursery, net, chain, chain.nodes[5], tmp_path / "n5")
         second = await send(10, [*nodes, late])
         await all_executed(second, [*nodes, late])
         applied_before = late.gossip.statistics().applied

@@ -19,8 +19,7 @@ from lightning.consensus.config import ConsensusConfig
 from lightning.consensus.safety import MemorySafetyStore
 from lightning.consensus.service import Consensus
 from lightning.net.sim import open_sim
-from lightning.sync import PoolBlockSource, SyncServer
-from lightning.testing.chain import LocalForwarder
+from lightning.sync import PoolBlockSource, PoolForwarder, SyncServer, TxServer
 from lightning.testing.devchain import DevChain
 
 GENESIS_MS = 1_700_000_000_000
@@ -32,7 +31,7 @@ async def _run(tmp_path: Path, seed: int) -> None:
     config = StateConfig()
     clock = TrioWallClock(GENESIS_MS)
     async with open_sim(seed, nodes=0) as (net, _), trio.open_nursery() as nursery:
-        states, pools, submit, scopes = [], [], {}, []
+        states, pools, scopes = [], [], []
         for i, keys in enumerate(chain.nodes):
             nid = keys.node.public.raw
             netpool = net.pool(keys.node)
@@ -40,10 +39,10 @@ async def _run(tmp_path: Path, seed: int) -> None:
             state = State(config, tmp_path / f"n{i}", chain.genesis, inline=True)
             await nursery.start(state.run)
             members = lambda s=state: s.committee().members  # noqa: E731
-            mempool = Mempool(state, config, node_id=nid, ordering_nodes=members, forwarder=LocalForwarder(submit))
-            submit[nid] = mempool.submit
+            mempool = Mempool(state, config, node_id=nid, ordering_nodes=members, forwarder=PoolForwarder(netpool))
             await nursery.start(mempool.run)
             SyncServer(netpool, state)
+            TxServer(netpool, mempool)
             consensus = Consensus(
                 state,
                 mempool,
