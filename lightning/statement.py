@@ -62,7 +62,7 @@ class Kind(enum.StrEnum):
     VOTE = "vote"  # a prepare vote
     COMMIT_VOTE = "commit_vote"  # a commit vote: 2f+1 of them are a block's CommitProof
     TIMEOUT = "timeout"  # a member leaves a view
-    CHECKPOINT = "checkpoint"  # a member's checkpoint signature (seq: the checkpoint's epoch boundary)
+    CHECKPOINT = "checkpoint"  # a member's checkpoint signature (seq 0: one checkpoint per epoch and member)
     RESOLVER_RECORD = "resolver_record"  # an origin pointer resolved to a blake3 root (seq: the node's counter)
     ACKNOWLEDGMENT = "acknowledgment"  # a client's delivery acknowledgment
     MEASUREMENT = "measurement"  # a node's reputation measurements of its peers
