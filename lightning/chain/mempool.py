@@ -200,10 +200,15 @@ class Mempool:
                     break
                 batches.setdefault(more_target, []).append((more_hash, more_raw))
                 count += 1
-            for node_id in sorted(batches):
-                items = batches[node_id]
-                for start in range(0, len(items), FORWARD_BATCH):
-                    await self._forward_batch(node_id, items[start : start + FORWARD_BATCH])
+            # The targets in parallel (whichever member leads next should not wait for the others' round trips);
+            # each target's batches in order.
+            async with trio.open_nursery() as nursery:
+                for node_id in sorted(batches):
+                    nursery.start_soon(self._forward_to, node_id, batches[node_id])
+
+    async def _forward_to(self, target: NodeId, items: list[tuple[bytes, bytes]]) -> None:
+        for start in range(0, len(items), FORWARD_BATCH):
+            await self._forward_batch(target, items[start : start + FORWARD_BATCH])
 
     async def _forward_batch(self, target: NodeId, items: list[tuple[bytes, bytes]]) -> None:
         assert self._forwarder is not None
