@@ -7,15 +7,15 @@ component closes its own resources in ``finally``.
 
 What a node takes from whoever runs it rather than from the machine is its :class:`Runtime`: the network its pool
 runs on (QUIC by default; ``lightning/sim/`` passes a simulated network), its wall clock, whether storage runs inline
-on the trio thread (simulation under a ``MockClock``), whether it binds its HTTP endpoints, the transaction forwarder
-and block source, and component factories (the hook a simulation uses to give one node Byzantine behaviour).
+on the trio thread (simulation under a ``MockClock``), whether it binds its HTTP endpoints, and component
+factories (the hook a simulation uses to give one node Byzantine behaviour).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,17 +26,13 @@ import lightning
 from lightning.blockstore.component import Blockstore
 from lightning.broadcast import Broadcast, DebugLog, register_broadcast_rpc
 from lightning.chain import (
-    BlockSource,
     EpochDriver,
     Follower,
     Mempool,
-    Orderer,
     RegistryNodes,
-    RpcBlockSource,
-    RpcForwarder,
     Sequencer,
     State,
-    TxForwarder,
+    StateAdmission,
     register_state_rpc,
 )
 from lightning.chain.component import pause_hook_from_env
@@ -58,13 +54,13 @@ from lightning.http.endpoint import ClientEndpoint
 from lightning.http.server import HttpMetrics
 from lightning.ids import NodeId
 from lightning.metrics import NodeMetrics, new_registry
-from lightning.net import AddressBook, Admission, PeerPool, QuicPool, StaticAdmission
+from lightning.net import AddressBook, Admission, PeerPool, QuicPool
 from lightning.net.content import ContentClient, ContentServer
 from lightning.net.rpc import register_net_rpc
 from lightning.net.topology import Topology
 from lightning.rpc import Dispatcher, RpcEndpoint
 from lightning.services import ContentService, ServiceMetrics, VideoService
-from lightning.sync import BlockGossip, PoolBlockSource, SyncServer
+from lightning.sync import BlockGossip, PoolBlockSource, PoolForwarder, SyncServer, TxServer
 
 __all__ = ["ComponentCrashed", "Network", "Node", "NodeStatus", "PoolSpec", "QuicNetwork", "Runtime"]
 
@@ -127,8 +123,6 @@ class Runtime:
     inline: bool = False  # storage writes on the trio thread (simulation: an autojump clock must not leap past them)
     durable: bool = True  # fsync state commits and consensus votes (a simulation's crashes keep the page cache)
     endpoints: bool = True  # bind the client HTTP and RPC endpoints (a simulation reaches the handlers in memory)
-    forwarder: TxForwarder | None = None  # default: JSON-RPC to the ordering nodes (RpcForwarder)
-    block_source: BlockSource | None = None  # default with a one-member committee: JSON-RPC (RpcBlockSource)
     factories: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # component name -> its class, replaced
 
 
@@ -142,6 +136,9 @@ class NodeStatus:
     peers: int
     epoch: int
     committee: bool
+    syncing: bool  # still catching up with the chain (``lightning opt in`` waits for it)
+    head_height: int
+    best_known_height: int
 
 
 class Node:
@@ -165,25 +162,6 @@ class Node:
 
         self.blockstore = Blockstore(config.blockstore, home.data / "blockstore", inline=inline, registry=self.registry)
 
-        # Peer-to-peer: the QUIC pool; admission is the fixed genesis + allow-list set (net/admission.py).
-        self.addresses = AddressBook.from_genesis(genesis)
-        self.pool = runtime.network.make_pool(
-            PoolSpec(
-                config,
-                keys.node,
-                admission=StaticAdmission.from_genesis(genesis, config.net.allow),
-                addresses=self.addresses,
-                registry=self.registry,
-            )
-        )
-        self.content_server = self._make("content_server", ContentServer)(
-            self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency
-        )
-        self.content_client = ContentClient(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
-
-        # Application state (lightning/chain/). Transactions are forwarded to the ordering nodes over their JSON-RPC
-        # endpoints (RpcForwarder); the orderer and the block source are chosen below from the genesis committee.
-        wall_clock = runtime.wall_clock
         self.state = State(
             config.state,
             home.data / "state",
@@ -193,47 +171,62 @@ class Node:
             registry=self.registry,
             pause_hook=pause_hook_from_env(),
         )
+        # Peer-to-peer: the QUIC pool; peer admission from the state (lightning/chain/admission.py): staked nodes,
+        # the allow-list and the committee get their scopes, any other node transactions and sync reads, rate-limited.
+        self.addresses = AddressBook.from_genesis(genesis)
+        self.admission = StateAdmission(self.state, genesis, config.net.allow)
+        self.pool = runtime.network.make_pool(
+            PoolSpec(
+                config,
+                keys.node,
+                admission=self.admission,
+                addresses=self.addresses,
+                registry=self.registry,
+            )
+        )
+        self.content_server = self._make("content_server", ContentServer)(
+            self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency
+        )
+        self.content_client = ContentClient(self.pool, self.blockstore, concurrency=config.net.block_fetch_concurrency)
+
+        # Application state (lightning/chain/). Transactions are forwarded to the ordering nodes over the pool's TXS
+        # scope (lightning/sync/txs.py); who orders and where blocks come from follow the current committee (below).
+        wall_clock = runtime.wall_clock
         self.mempool = Mempool(
             self.state,
             config.state,
             node_id=keys.node_id,
-            ordering_nodes=lambda: self.orderer.ordering_nodes(),
-            forwarder=runtime.forwarder or RpcForwarder(self.state.rpc_url),
+            ordering_nodes=self.ordering_nodes,
+            forwarder=PoolForwarder(self.pool, registry=self.registry),
             registry=self.registry,
         )
-        # A committee of several orders by BFT consensus (lightning/consensus/, docs/consensus.md) and every other
-        # node follows over the pool's sync scope; a one-member genesis committee keeps the single-node sequencer.
+        # Roles follow the current epoch's committee (docs/consensus.md, "Roles"): a committee of several orders by BFT
+        # consensus (lightning/consensus/, docs/consensus.md), a one-member committee by the single-node sequencer;
+        # both run on every node, each active only in the epochs whose committee it orders and that this node is in.
+        # Every node outside the current committee follows: blocks over broadcast, the pool's sync scope as fallback.
         self.sync_server = SyncServer(self.pool, self.state)
-        self.orderer: Orderer
-        if len(genesis.committee) > 1:
-            self.orderer = self._make("consensus", Consensus)(
-                self.state,
-                self.mempool,
-                self.pool,
-                keys,
-                wall_clock,
-                FileSafetyStore(home.data / "consensus" / "safety", durable=runtime.durable),
-                config=config.consensus,
-                inline=inline,
-                registry=self.registry,
-            )
-            self.follower = Follower(
-                self.state,
-                PoolBlockSource(self.pool, lambda: self.orderer.ordering_nodes()),
-                node_id=keys.node_id,
-                clock=wall_clock,
-                orders_here=lambda: keys.node_id in self.state.committee().members,
-                quorum_proofs_only=True,
-                wait_turn=lambda: self.gossip.wait_turn(),  # blocks come over broadcast; sync is the fallback
-            )
-        else:
-            self.orderer = Sequencer(self.state, self.mempool, keys, wall_clock, block_time_s=config.state.block_time_s)
-            self.follower = Follower(
-                self.state,
-                runtime.block_source or RpcBlockSource(self.state.rpc_url),
-                node_id=keys.node_id,
-                clock=wall_clock,
-            )
+        self.tx_server = TxServer(self.pool, self.mempool, registry=self.registry)
+        self.consensus = self._make("consensus", Consensus)(
+            self.state,
+            self.mempool,
+            self.pool,
+            keys,
+            wall_clock,
+            FileSafetyStore(home.data / "consensus" / "safety", durable=runtime.durable),
+            config=config.consensus,
+            inline=inline,
+            registry=self.registry,
+        )
+        self.sequencer = Sequencer(self.state, self.mempool, keys, wall_clock, block_time_s=config.state.block_time_s)
+        self.follower = Follower(
+            self.state,
+            PoolBlockSource(self.pool, self.ordering_nodes),
+            node_id=keys.node_id,
+            clock=wall_clock,
+            orders_here=lambda: self.in_committee,
+            quorum_proofs_only=True,  # a one-member committee's block may carry its member's single signature
+            wait_turn=lambda: self.gossip.wait_turn(),  # blocks come over broadcast; sync is the fallback
+        )
         self.epoch_driver = EpochDriver(self.state, self.mempool, keys.node, wall_clock)
 
         # Gossip (docs/broadcast.md): the peer set from the topology (genesis nodes, allow-list and staked registered
@@ -259,11 +252,19 @@ class Node:
         )
         self.broadcast_debug = DebugLog(self.broadcast)
         # Committed blocks over broadcast: proposers publish, edge nodes verify and execute (lightning/sync/gossip.py).
-        self.gossip = BlockGossip(self.state, self.broadcast, node_id=keys.node_id, registry=self.registry)
+        self.gossip = BlockGossip(
+            self.state,
+            self.broadcast,
+            node_id=keys.node_id,
+            registry=self.registry,
+            on_verified=self.follower.observe_height,  # the chain's tip as peers show it (``lightning opt in``)
+        )
         # At each epoch change (lightning/chain/hooks.py): the node set from the registry, then the topology from it.
         self.state.epoch_hooks.add(
             "topology", lambda change: (known_nodes.refresh(), self.topology.recompute(change.epoch))
         )
+        # Peer admission at each epoch change: close the connections of peers that lost a role (they may reconnect).
+        self.state.epoch_hooks.add("admission", lambda change: self.pool.recheck())
         # After a restart the first commit shows the current epoch (a no-op when it is unchanged).
         self.state.add_commit_listener(lambda _outcome: self.topology.set_epoch(current_epoch()))
 
@@ -275,7 +276,7 @@ class Node:
 
         # Content: local blockstore → peers → origins (IPFS gateways), merged and queued by the content fetcher.
         # Origin fetches are announced as resolver records so other nodes can fetch from us instead of the origin.
-        self.resolver = Resolver(self.broadcast, registry=self.registry)
+        self.resolver = Resolver(self.broadcast, registry=self.registry, epoch=current_epoch)
         self.content_fetcher = Fetcher(
             config.fetcher,
             self.blockstore,
@@ -316,8 +317,9 @@ class Node:
             ("broadcast-debug", self.broadcast_debug.run),
             ("state", self.state.run),
             ("mempool", self.mempool.run),
-            ("orderer", self.orderer.run),
-            *([("gossip", self.gossip.run)] if len(genesis.committee) > 1 else []),
+            ("consensus", self.consensus.run),
+            ("sequencer", self.sequencer.run),
+            ("gossip", self.gossip.run),
             ("follower", self.follower.run),
             *([("epoch", self.epoch_driver.run)] if config.state.epoch_driver else []),
             ("resolver", self.resolver.run),
@@ -352,9 +354,16 @@ class Node:
         return root, [p for p in providers if p != me]
 
     # -- status -------------------------------------------------------------------------------------------------
+    def ordering_nodes(self) -> Sequence[NodeId]:
+        """The current epoch's committee: where transactions are forwarded and blocks fetched from."""
+        return self.state.committee().members
+
     @property
     def in_committee(self) -> bool:
-        return any(n.node_id == str(self.keys.node_id) for n in self.genesis.committee)
+        """Whether this node is in the current epoch's committee (the genesis committee before the state runs)."""
+        if not self.state.running:
+            return any(n.node_id == str(self.keys.node_id) for n in self.genesis.committee)
+        return self.keys.node_id in self.state.committee().members
 
     def status(self) -> NodeStatus:
         uptime = 0.0 if self._started_at is None else trio.current_time() - self._started_at
@@ -367,7 +376,13 @@ class Node:
             peers=len(self.pool.peers()),
             epoch=self.state.epoch() if self.state.running else 0,
             committee=self.in_committee,
+            **self._catch_up(),
         )
+
+    def _catch_up(self) -> dict[str, Any]:
+        if not self.state.running:
+            return {"syncing": True, "head_height": 0, "best_known_height": 0}
+        return vars(self.follower.catch_up())
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok" if self._ready else "starting", "node_id": str(self.keys.node_id)}

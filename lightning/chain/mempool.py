@@ -3,8 +3,9 @@
 Every node admits transactions (``flk_send_txn``) into its own mempool. If this node orders blocks now, the orderer
 takes them from here; and each transaction a client sent here is also forwarded to the ordering nodes other than this
 one through the :class:`~lightning.chain.forward.TxForwarder` (in a node: ``lightning.sync.PoolForwarder``, the pool's
-TXS scope), which admit it with ``forward=False``. The
-forward queue is bounded and batches per target; a (target, transaction) pair queued once is not queued again for
+TXS scope), which admit it with ``forward=False``. Each
+target has its own bounded queue and, while it holds anything, its own worker sending batches, so an unreachable
+member retrying never delays the others; a (target, transaction) pair queued once is not queued again for
 ``FORWARD_DEDUP_S`` unless its forward failed; a full queue or a failed forward (after ``FORWARD_ATTEMPTS``) is logged
 and the transaction stays pending here, where it still counts for ``next_nonce``. When the ordering nodes change (an
 epoch change), everything pending here is forwarded to the new ones. Executed blocks prune the pool on every node,
@@ -14,7 +15,7 @@ because every node executes every block.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
 import trio
@@ -70,7 +71,11 @@ class Mempool:
         self._ordering_nodes = ordering_nodes
         self._forwarder = forwarder
         self._changed = trio.Event()
-        self._send, self._receive = trio.open_memory_channel[tuple[NodeId, bytes, bytes]](FORWARD_QUEUE)
+        # One queue and (while it holds anything) one worker task per target: an unreachable member retrying its
+        # forwards never delays the others.
+        self._outbox: dict[NodeId, deque[tuple[bytes, bytes]]] = {}
+        self._workers: set[NodeId] = set()
+        self._nursery: trio.Nursery | None = None
         self._queued: OrderedDict[tuple[NodeId, bytes], float] = OrderedDict()  # (target, hash) -> when queued
         self._last_ordering: tuple[NodeId, ...] = ()
         state.add_commit_listener(self._on_commit)
@@ -82,7 +87,9 @@ class Mempool:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._last_ordering = tuple(self._ordering_nodes())
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._forward_loop)
+            self._nursery = nursery
+            for target in list(self._outbox):  # queued before the node started
+                self._start_worker(target)
             nursery.start_soon(self._expire_loop)
             task_status.started()
 
@@ -141,16 +148,17 @@ class Mempool:
             len(self._queued) > FORWARD_DEDUP_MAX or next(iter(self._queued.values())) < now - FORWARD_DEDUP_S
         ):
             self._queued.popitem(last=False)
-        for stx in txs:
-            for target in targets:
+        for target in targets:
+            queue = self._outbox.setdefault(target, deque())
+            for stx in txs:
                 if (target, stx.hash) in self._queued:
                     continue  # on its way to that node already, or delivered moments ago
-                try:
-                    self._send.send_nowait((target, stx.hash, stx.raw))
-                except trio.WouldBlock:
-                    logger.warning("forward queue full; transaction %s stays local", stx.hash.hex()[:16])
-                    return
+                if len(queue) >= FORWARD_QUEUE:
+                    logger.warning("forward queue to %s… full; %d transactions stay local", target.short(), len(txs))
+                    break
+                queue.append((stx.hash, stx.raw))
                 self._queued[(target, stx.hash)] = now
+            self._start_worker(target)
 
     def next_nonce(self, sender: bytes) -> int:
         """The nonce a new transaction from ``sender`` should carry (after its pending ones)."""
@@ -186,29 +194,25 @@ class Mempool:
         self._wake()
 
     # -- background -----------------------------------------------------------------------------------------------
-    async def _forward_loop(self) -> None:
-        async for target, tx_hash, raw in self._receive:
-            if self._forwarder is None:
-                continue
-            # Drain what else is queued: one request per target carries up to FORWARD_BATCH transactions.
-            batches: dict[NodeId, list[tuple[bytes, bytes]]] = {target: [(tx_hash, raw)]}
-            count = 1
-            while count < FORWARD_BATCH * 4:
-                try:
-                    more_target, more_hash, more_raw = self._receive.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                batches.setdefault(more_target, []).append((more_hash, more_raw))
-                count += 1
-            # The targets in parallel (whichever member leads next should not wait for the others' round trips);
-            # each target's batches in order.
-            async with trio.open_nursery() as nursery:
-                for node_id in sorted(batches):
-                    nursery.start_soon(self._forward_to, node_id, batches[node_id])
+    def _start_worker(self, target: NodeId) -> None:
+        if self._nursery is None or target in self._workers or not self._outbox.get(target):
+            return
+        self._workers.add(target)
+        self._nursery.start_soon(self._forward_worker, target)
 
-    async def _forward_to(self, target: NodeId, items: list[tuple[bytes, bytes]]) -> None:
-        for start in range(0, len(items), FORWARD_BATCH):
-            await self._forward_batch(target, items[start : start + FORWARD_BATCH])
+    async def _forward_worker(self, target: NodeId) -> None:
+        """Send ``target``'s queue, FORWARD_BATCH transactions per request, until it is empty."""
+        try:
+            queue = self._outbox[target]
+            while queue:
+                items = [queue.popleft() for _ in range(min(len(queue), FORWARD_BATCH))]
+                if self._forwarder is None:
+                    continue
+                await self._forward_batch(target, items)
+        finally:
+            self._workers.discard(target)
+            if not self._outbox.get(target):
+                self._outbox.pop(target, None)
 
     async def _forward_batch(self, target: NodeId, items: list[tuple[bytes, bytes]]) -> None:
         assert self._forwarder is not None

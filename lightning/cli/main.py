@@ -314,7 +314,6 @@ def status(
         typer.echo(f"syncing:   {'yes' if result['syncing'] else 'no'} (block {head}; peers have shown {best})")
 
 
-
 def rpc_call(url: str, method: str, params: Any = None, *, timeout_s: float = 10.0) -> Any:
     """One synchronous JSON-RPC call (CLI only). Raises :class:`LightningError` with a readable message."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()

@@ -19,7 +19,7 @@ import trio
 from lightning.chain.component import State
 from lightning.chain.forward import BlockSourceError, decode_block_record
 from lightning.ids import NodeId
-from lightning.net import BadRequest, NetError, Pool, Scope
+from lightning.net import BadRequest, NetError, NotHere, Pool, Scope
 from lightning.state.block import Block, CommitProof
 
 __all__ = ["MAX_BLOCKS", "PoolBlockSource", "SyncServer"]
@@ -47,6 +47,8 @@ class SyncServer:
             raise BadRequest("from, max and wait_ms are integers")
         if start < 1 or not 1 <= count <= MAX_BLOCKS or not 0 <= wait_ms <= MAX_WAIT_MS:
             raise BadRequest(f"from >= 1, 1 <= max <= {MAX_BLOCKS}, 0 <= wait_ms <= {MAX_WAIT_MS}")
+        if not self.state.running:  # the pool starts before the state: the requester asks another peer or retries
+            raise NotHere("this node's state is not open yet")
         with trio.move_on_after(wait_ms / 1000):
             await self.state.wait_head_change(start - 1)
         out: list[bytes] = []

@@ -33,6 +33,7 @@ quiet).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -83,7 +84,8 @@ class _Metrics:
 
 
 class BlockGossip:
-    """Node component (every node when a committee orders by consensus). See the module docstring."""
+    """Node component (every node; blocks of one-member committees too). See the module docstring. ``on_verified``
+    hears the height of every block whose proof verified here (the follower's view of the chain's tip)."""
 
     def __init__(
         self,
@@ -94,9 +96,11 @@ class BlockGossip:
         idle_s: float = IDLE_S,
         gap_grace_s: float = GAP_GRACE_S,
         registry: CollectorRegistry | None = None,
+        on_verified: Callable[[int], None] | None = None,
     ) -> None:
         self.state = state
         self.broadcast = broadcast
+        self._on_verified = on_verified
         self.node_id = node_id
         self.idle_s = idle_s
         self.gap_grace_s = gap_grace_s
@@ -210,6 +214,8 @@ class BlockGossip:
             self._reject(sub, received, f"block {block.height} from {sender}… (origin {origin}…): {exc}")
             return
         sub.propagate(received)
+        if self._on_verified is not None:
+            self._on_verified(block.height)
         if block.height <= head.height or self.node_id in self.state.committee(head.epoch).members:
             return
         if block.height > head.height + PENDING_MAX:

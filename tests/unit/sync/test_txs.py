@@ -24,6 +24,7 @@ from lightning.ids import NodeId
 from lightning.net import BadRequest, NetError, NotHere, Scope
 from lightning.net.sim import SimNetwork, SimPool
 from lightning.state.tx import MAX_TX_BYTES, SignedTransaction, sign_transaction
+from lightning.sync.blocks import SyncServer
 from lightning.sync.txs import (
     FORMAT_NATIVE,
     MAX_BATCH_BYTES,
@@ -297,6 +298,20 @@ def test_a_node_whose_state_is_not_open_yet_refuses_and_the_sender_retries(tmp_p
                 await p.pools[-1].request(pool.node_id, Scope.TXS, {"txs": [[FORMAT_NATIVE, p.transfer().raw]]})
             with pytest.raises(ForwardError):
                 await PoolForwarder(p.pools[-1]).forward(pool.node_id, [p.transfer().raw])
+            nursery.cancel_scope.cancel()
+
+    run(tmp_path, body)
+
+
+def test_a_sync_request_before_the_state_is_open_is_refused_not_failed(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        # Same window on the sync scope: the handler must not touch a state that is not open (it used to crash).
+        pool = p.net.pool(SigningKey(b"\x08" * 32))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            SyncServer(pool, State(StateConfig(), tmp_path / "late-sync", p.chain.genesis, inline=True))
+            with pytest.raises(NotHere):
+                await p.pools[-1].request(pool.node_id, Scope.SYNC, {"from": 1, "max": 4, "wait_ms": 0})
             nursery.cancel_scope.cancel()
 
     run(tmp_path, body)
