@@ -17,7 +17,10 @@ result ``unknown_format``. ``raw`` is at most ``MAX_TX_BYTES``. ``result`` is ``
 ``nonce_too_low`` …). The shape and the bounds are checked before any transaction is decoded; a batch that breaks them
 is refused with ``bad_request`` and the peer is penalised, as is a peer whose batch is mostly transactions no honest
 node forwards (malformed, badly signed, for another chain: an honest node forwards only what its own mempool
-accepted). A batch that arrives before this node's state is open (the pool starts first) is refused with
+accepted), and a peer that forwards more than ``UNPAID_TOLERATED`` transactions whose senders cannot pay (or may not
+send a free protocol transaction) within ``UNPAID_WINDOW_S``, if they are most of what it forwarded there (an honest
+node's state may lag by a block, so a few are tolerated). A batch that arrives before this node's state is open (the
+pool starts first) is refused with
 ``not_found``; the sender retries.
 """
 
@@ -65,6 +68,12 @@ DUPLICATE: Final = "duplicate"
 UNKNOWN_FORMAT: Final = "unknown_format"
 # Results no honest forwarder causes: it forwards only what its own mempool accepted.
 _DISHONEST: Final = frozenset({"malformed", "bad_signature", "wrong_chain"})
+# Results an honest forwarder causes only now and then (its state may lag ours by a block or two): it judged the sender
+# able to pay. Many of them from one peer, most of what it forwards, is a flood of unpaid writes.
+_UNPAID: Final = frozenset({"insufficient_balance", "not_authorized", "protocol_limit"})
+UNPAID_WINDOW_S: Final = 30.0
+UNPAID_TOLERATED: Final = 64  # unpaid transactions per peer and window before the majority rule applies
+_UNPAID_PEERS_MAX: Final = 4096
 _MAX_RESULT_CHARS: Final = 64
 
 
@@ -128,6 +137,7 @@ class TxServer:
         self.pool = pool
         self.mempool = mempool
         self._metrics = _ServerMetrics(registry) if registry is not None else None
+        self._unpaid: dict[NodeId, list[float]] = {}  # peer -> [window start, unpaid, forwarded] in its window
         pool.on_request(Scope.TXS, self._handle)
 
     async def _handle(self, peer: NodeId, msg: Any) -> dict[str, list[str]]:
@@ -157,8 +167,32 @@ class TxServer:
                 len(results),
             )
             self.pool.penalize(peer, "txs invalid transactions")
+        else:
+            self._judge_unpaid(peer, results)
         await trio.lowlevel.checkpoint()
         return {"results": results}
+
+    def _judge_unpaid(self, peer: NodeId, results: list[str]) -> None:
+        """Penalise a peer that forwards many unpaid transactions, most of what it forwards, within a window."""
+        now = trio.current_time()
+        row = self._unpaid.get(peer)
+        if row is None or now - row[0] >= UNPAID_WINDOW_S:
+            if row is None and len(self._unpaid) >= _UNPAID_PEERS_MAX:
+                self._unpaid = {p: r for p, r in self._unpaid.items() if now - r[0] < UNPAID_WINDOW_S}
+                if len(self._unpaid) >= _UNPAID_PEERS_MAX:
+                    self._unpaid.pop(next(iter(self._unpaid)))
+            row = self._unpaid[peer] = [now, 0.0, 0.0]
+        row[1] += sum(1 for r in results if r in _UNPAID)
+        row[2] += len(results)
+        if row[1] > UNPAID_TOLERATED and 2 * row[1] > row[2]:
+            peer_log(logger, peer).warning(
+                "forwarded %d transactions whose senders cannot pay (of %d) within %.0f s",
+                int(row[1]),
+                int(row[2]),
+                now - row[0],
+            )
+            self.pool.penalize(peer, "txs unpaid transactions")
+            self._unpaid[peer] = [now, 0.0, 0.0]
 
     def _submit(self, peer: NodeId, tag: int, raw: bytes) -> str:
         if tag not in FORMATS:

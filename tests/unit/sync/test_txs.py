@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 import trio
 import trio.testing
@@ -29,6 +30,7 @@ from lightning.sync.txs import (
     FORMAT_NATIVE,
     MAX_BATCH_BYTES,
     MAX_BATCH_TXS,
+    UNPAID_TOLERATED,
     PoolForwarder,
     TxServer,
     check_batch,
@@ -313,5 +315,24 @@ def test_a_sync_request_before_the_state_is_open_is_refused_not_failed(tmp_path:
             with pytest.raises(NotHere):
                 await p.pools[-1].request(pool.node_id, Scope.SYNC, {"from": 1, "max": 4, "wait_ms": 0})
             nursery.cancel_scope.cancel()
+
+    run(tmp_path, body)
+
+
+def test_a_peer_flooding_unpaid_transactions_is_penalised_but_a_few_are_tolerated(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        # Validly signed transfers from fresh keys with no balance: each refused insufficient_balance, nothing stored.
+        def unpaid(i: int) -> bytes:
+            key = SigningKey(blake3.blake3(b"unpaid %d" % i).digest())
+            return sign_transaction(key, chain_id=p.chain.genesis.chain_id, nonce=1, method="transfer",
+                                    to=b"\x42" * 32, amount=1).raw  # fmt: skip
+
+        few = await p.request({"txs": [[FORMAT_NATIVE, unpaid(i)] for i in range(UNPAID_TOLERATED)]})
+        assert set(few["results"]) == {"insufficient_balance"}
+        assert p.penalties("txs unpaid transactions") == 0  # a lagging honest forwarder may send a few
+        more = await p.request({"txs": [[FORMAT_NATIVE, unpaid(UNPAID_TOLERATED + i)] for i in range(8)]})
+        assert set(more["results"]) == {"insufficient_balance"}
+        assert p.penalties("txs unpaid transactions") == 1
+        assert len(p.member.core) == 0
 
     run(tmp_path, body)
