@@ -181,7 +181,8 @@ def _validate(raw: _GenesisFile) -> Genesis:
         raise ConfigError("params.committee_size: must be greater than 0")
     min_stake = parse_amount(p.min_stake, "params.min_stake")
     parse_amount(p.faucet_mint_per_epoch, "params.faucet_mint_per_epoch")
-    parse_amount(p.base_fee, "params.base_fee")
+    if parse_amount(p.base_fee, "params.base_fee") < 1:
+        raise ConfigError("params.base_fee: must be at least 1 base unit (no free writes: docs/fees.md)")
     parse_amount(p.fee_per_byte, "params.fee_per_byte")
     if p.protocol_txs_per_epoch < 4:
         raise ConfigError("params.protocol_txs_per_epoch: must be at least 4 (a committee member sends 4 per epoch)")

@@ -204,8 +204,12 @@ class Equivocation:
     def kind(self) -> Kind:
         return self.first.statement.kind
 
-    def verify(self) -> None:
-        """Check both signatures by ``key`` and that the statements conflict. Raises :class:`EvidenceInvalid`."""
+    def verify(self, *, chain_id: int) -> None:
+        """Check that the statements are this chain's (``chain_id``: evidence from another chain, say a testnet with
+        reused keys, proves nothing here), that they conflict, and both signatures by ``key``. Raises
+        :class:`EvidenceInvalid`."""
+        if self.first.statement.chain_id != chain_id:
+            raise EvidenceInvalid(f"the statements are for chain {self.first.statement.chain_id}, not {chain_id}")
         if not self.first.statement.conflicts_with(self.second.statement):
             raise EvidenceInvalid("the two statements do not conflict (another kind, chain, epoch or view, or equal)")
         if self.first.statement.encode() >= self.second.statement.encode():

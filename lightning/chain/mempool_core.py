@@ -169,6 +169,10 @@ class MempoolCore:
         bad = check_signature(stx)
         if bad is not None:
             raise TxRejected("bad_signature", bad)
+        if m.precheck is not None:
+            problem = m.precheck(tx.args, sender, self.chain_id)
+            if problem is not None:
+                raise TxRejected("bad_arguments", problem)
         # 4-6: the pool.
         mine = self._by_sender.get(sender, {})
         if stx.nonce in mine:
@@ -182,8 +186,8 @@ class MempoolCore:
         else:
             pending = self._cost.get(sender, 0)
             if pending + cost > account.balance:
-                raise TxRejected(
-                    "insufficient_balance",
+                raise TxRejected(  # not the state's verdict: this mempool's own pending transactions (docs/fees.md)
+                    "pending_exceeds_balance",
                     f"insufficient balance: {account.balance} does not cover {pending} pending + {cost} for this one",
                 )
         if origin is not None and self._by_origin.get(origin, 0) >= limits.max_per_peer:

@@ -278,7 +278,7 @@ class _Sim:
         evidence = found.evidence
         if evidence not in self.verified:  # honest cores report the same evidence many times: check it once
             try:
-                evidence.verify()
+                evidence.verify(chain_id=SIM_CHAIN_ID)
             except EvidenceInvalid as exc:
                 self.violations.append(f"n{i} reported evidence that does not verify: {exc}")
                 return

@@ -61,6 +61,7 @@ class TxContext:
 
 
 Handler = Callable[[TxContext, dict[str, Any]], None]
+Precheck = Callable[[dict[str, Any], bytes, int], "str | None"]  # (args, sender, chain id) -> why it can never run
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class Method:
     spends: str | None = None  # the argument whose amount leaves the sender's balance (mempool admission)
     fee: str = "paid"  # FEE_KINDS (docs/fees.md)
     role: str | None = None  # ROLES: whose protocol transaction runs free (``fee="protocol"`` only)
+    # A stateless check of the arguments against the sender and chain id that transaction acceptance runs too (after
+    # the signature), so a transaction no state could make valid is refused before it is ordered: the reason, or None.
+    precheck: Precheck | None = None
 
     def __post_init__(self) -> None:
         assert self.fee in FEE_KINDS, self.fee
@@ -103,10 +107,11 @@ def method(
     spends: str | None = None,
     fee: str = "paid",
     role: str | None = None,
+    precheck: Precheck | None = None,
 ) -> Callable[[Handler], Method]:
     """Decorate a handler into its :class:`Method` entry (list it in its module's ``METHODS``)."""
 
     def wrap(handler: Handler) -> Method:
-        return Method(name, schema, handler, sender, rule, spends, fee, role)
+        return Method(name, schema, handler, sender, rule, spends, fee, role, precheck)
 
     return wrap

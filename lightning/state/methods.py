@@ -15,7 +15,12 @@ from typing import Any
 from lightning.amounts import MAX_AMOUNT
 from lightning.state.method import Revert, TxContext, method
 from lightning.state.records import CONTENT_CIDS, CONTENT_PROVIDERS, MINTS, NodeInfo
-from lightning.state.registration import MAX_REGISTRATION_BYTES, Registration, RegistrationError, verify_registration
+from lightning.state.registration import (
+    MAX_REGISTRATION_BYTES,
+    Registration,
+    RegistrationError,
+    verify_stake_registration,
+)
 from lightning.state.schema import AMOUNT, KEY, ListOf, MapOf, boolean, byte_string, integer, text
 
 __all__ = ["AMOUNT_PARAMS", "METHODS", "PARAM_RULES", "check_param"]
@@ -76,6 +81,18 @@ def _owned_node(ctx: TxContext, node_id: bytes) -> NodeInfo:
     return node
 
 
+def _stake_precheck(args: dict[str, Any], sender: bytes, chain_id: int) -> str | None:
+    """Transaction acceptance refuses a stake whose registration could never verify (``bad_registration``)."""
+    raw = args.get("registration")
+    if raw is None:
+        return None
+    try:
+        verify_stake_registration(raw, node=args["node"], owner=sender, chain_id=chain_id)
+    except RegistrationError as exc:
+        return str(exc)
+    return None
+
+
 @method(
     "stake",
     MapOf({"node": KEY, "amount": AMOUNT}, {"registration": byte_string(max_len=MAX_REGISTRATION_BYTES)}),
@@ -86,6 +103,7 @@ def _owned_node(ctx: TxContext, node_id: bytes) -> NodeInfo:
         "the owner only; a `registration` with a higher `seq` updates host/ports, never the keys; balance ≥ amount"
     ),
     spends="amount",
+    precheck=_stake_precheck,
 )
 def stake(ctx: TxContext, args: dict[str, Any]) -> None:
     node_id, amount = args["node"], args["amount"]
@@ -133,17 +151,9 @@ def stake(ctx: TxContext, args: dict[str, Any]) -> None:
 def _registration(ctx: TxContext, node_id: bytes, raw: bytes) -> Registration:
     """The verified registration of ``node_id`` for this chain, owned by the sender, or Revert saying why not."""
     try:
-        reg = verify_registration(raw, chain_id=ctx.view.meta("chain_id"))
+        return verify_stake_registration(raw, node=node_id, owner=ctx.sender, chain_id=ctx.view.meta("chain_id"))
     except RegistrationError as exc:
         raise Revert(str(exc)) from None
-    if reg.node != node_id:
-        raise Revert(f"the registration is for node {_short(reg.node)}, not {_short(node_id)}")
-    if reg.owner != ctx.sender:
-        raise Revert(
-            f"the registration names owner {_short(reg.owner)}; only that account may stake with it, "
-            f"not {_short(ctx.sender)}"
-        )
-    return reg
 
 
 @method(
@@ -293,7 +303,7 @@ PARAM_RULES: dict[str, Callable[[int], str | None]] = {
     "block_time_window_ms": _at_least(0),
     "max_stake_lock_epochs": _at_least(1),
     "beacon_no_reveal_slash": _at_least(0),
-    "base_fee": _at_least(0),
+    "base_fee": _at_least(1),  # no free writes, ever (docs/fees.md)
     "fee_per_byte": _at_least(0),
     "protocol_txs_per_epoch": _at_least(4),  # a member's 4 a epoch: commit, reveal, vote, measurements
 }

@@ -64,6 +64,7 @@ __all__ = [
     "decode_registration",
     "sign_registration",
     "verify_registration",
+    "verify_stake_registration",
 ]
 
 REGISTRATION_VERSION = 1
@@ -296,6 +297,20 @@ def decode_registration(raw: bytes) -> SignedRegistration:
 def verify_registration(raw: bytes, *, chain_id: int) -> Registration:
     """Decode a blob and check its chain id and both signatures. Raises :class:`RegistrationError`."""
     return decode_registration(raw).verify(chain_id=chain_id)
+
+
+def verify_stake_registration(raw: bytes, *, node: bytes, owner: bytes, chain_id: int) -> Registration:
+    """A blob a ``stake`` of ``node`` by ``owner`` may carry: verified, for this node, naming that owner. Used by the
+    executor and by transaction acceptance alike. Raises :class:`RegistrationError`."""
+    reg = verify_registration(raw, chain_id=chain_id)
+    if reg.node != node:
+        raise RegistrationError(f"the registration is for node {_short(reg.node)}, not {_short(node)}")
+    if reg.owner != owner:
+        raise RegistrationError(
+            f"the registration names owner {_short(reg.owner)}; only that account may stake with it, "
+            f"not {_short(owner)}"
+        )
+    return reg
 
 
 def sign_registration(

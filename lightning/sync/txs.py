@@ -15,18 +15,21 @@ other tags are reserved (Ethereum raw transactions later), and an entry with a t
 result ``unknown_format``. ``raw`` is at most ``MAX_TX_BYTES``. ``result`` is ``accepted`` (new in the mempool),
 ``duplicate`` (already pending there) or the mempool's rejection code (docs/state.md: ``bad_signature``,
 ``nonce_too_low`` …). The shape and the bounds are checked before any transaction is decoded; a batch that breaks them
-is refused with ``bad_request`` and the peer is penalised, as is a peer whose batch is mostly transactions no honest
-node forwards (malformed, badly signed, for another chain: an honest node forwards only what its own mempool
-accepted), and a peer that forwards more than ``UNPAID_TOLERATED`` transactions whose senders cannot pay (or may not
-send a free protocol transaction) within ``UNPAID_WINDOW_S``, if they are most of what it forwarded there (an honest
-node's state may lag by a block, so a few are tolerated). A batch that arrives before this node's state is open (the
-pool starts first) is refused with
+is refused with ``bad_request`` and the peer is penalised. Within a window of ``TALLY_WINDOW_S`` per peer: more than
+``DISHONEST_TOLERATED`` transactions no honest node forwards (malformed, badly signed, for another chain: an honest
+node forwards only what its own mempool accepted) penalise it, and the rest of that batch is answered
+``not_processed`` without checking another signature; more than ``UNPAID_TOLERATED`` transactions whose senders cannot
+pay (or may not send a free protocol transaction), if they are most of what it forwarded, penalise it too (an honest
+node's state may lag by a block, so a few are tolerated; ``pending_exceeds_balance`` is this node's pool's verdict and
+never counts); transactions beyond this node's limits (``peer_full``, ``sender_full``, ``pool_full``) are logged once
+per window. A batch that arrives before this node's state is open (the pool starts first) is refused with
 ``not_found``; the sender retries.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -67,13 +70,34 @@ ACCEPTED: Final = "accepted"
 DUPLICATE: Final = "duplicate"
 UNKNOWN_FORMAT: Final = "unknown_format"
 # Results no honest forwarder causes: it forwards only what its own mempool accepted.
-_DISHONEST: Final = frozenset({"malformed", "bad_signature", "wrong_chain"})
+_DISHONEST: Final = frozenset({"malformed", "bad_signature", "wrong_chain", "bad_arguments"})
 # Results an honest forwarder causes only now and then (its state may lag ours by a block or two): it judged the sender
 # able to pay. Many of them from one peer, most of what it forwards, is a flood of unpaid writes.
 _UNPAID: Final = frozenset({"insufficient_balance", "not_authorized", "protocol_limit"})
-UNPAID_WINDOW_S: Final = 30.0
+# Results of one peer or one account filling this node's pool: refused and logged, never penalised.
+_FLOOD: Final = frozenset({"peer_full", "sender_full", "pool_full"})
+NOT_PROCESSED: Final = "not_processed"  # the rest of a batch from a peer just caught forwarding invalid ones
+TALLY_WINDOW_S: Final = 30.0
+DISHONEST_TOLERATED: Final = 4  # invalid transactions per peer and window (an honest forwarder sends none)
 UNPAID_TOLERATED: Final = 64  # unpaid transactions per peer and window before the majority rule applies
-_UNPAID_PEERS_MAX: Final = 4096
+_TALLY_PEERS_MAX: Final = 4096
+
+
+@dataclass
+class _Tally:
+    """What one peer forwarded in its current window."""
+
+    since: float
+    dishonest: int = 0
+    unpaid: int = 0
+    forwarded: int = 0
+    floods: int = 0
+    flood_logged: bool = False
+
+    def reset(self) -> None:
+        self.dishonest = self.unpaid = self.forwarded = 0
+
+
 _MAX_RESULT_CHARS: Final = 64
 
 
@@ -137,7 +161,7 @@ class TxServer:
         self.pool = pool
         self.mempool = mempool
         self._metrics = _ServerMetrics(registry) if registry is not None else None
-        self._unpaid: dict[NodeId, list[float]] = {}  # peer -> [window start, unpaid, forwarded] in its window
+        self._tallies: dict[NodeId, _Tally] = {}
         pool.on_request(Scope.TXS, self._handle)
 
     async def _handle(self, peer: NodeId, msg: Any) -> dict[str, list[str]]:
@@ -151,48 +175,69 @@ class TxServer:
             raise
         if not self.mempool.state.running:  # the pool starts before the state: the forwarder retries
             raise NotHere("this node's state is not open yet")
+        tally = self._tally(peer)
         results: list[str] = []
         for i, (tag, raw) in enumerate(entries):
             if i and i % 16 == 0:
                 await trio.lowlevel.checkpoint()  # a full batch is ~256 signature checks: let others run between
-            results.append(self._submit(peer, tag, raw))
+            result = self._submit(peer, tag, raw)
+            results.append(result)
+            if result in _DISHONEST:
+                tally.dishonest += 1
+                if tally.dishonest > DISHONEST_TOLERATED:
+                    # No honest forwarder sends even one: stop checking signatures for this peer at once.
+                    results += [NOT_PROCESSED] * (len(entries) - len(results))
+                    break
         if self._metrics is not None:
             for result in results:
                 self._metrics.received.labels(result).inc()
-        dishonest = sum(1 for r in results if r in _DISHONEST)
-        if 2 * dishonest > len(results):
-            peer_log(logger, peer).warning(
-                "forwarded %d invalid transactions in a batch of %d (malformed, badly signed or for another chain)",
-                dishonest,
-                len(results),
-            )
-            self.pool.penalize(peer, "txs invalid transactions")
-        else:
-            self._judge_unpaid(peer, results)
+        self._judge(peer, tally, results)
         await trio.lowlevel.checkpoint()
         return {"results": results}
 
-    def _judge_unpaid(self, peer: NodeId, results: list[str]) -> None:
-        """Penalise a peer that forwards many unpaid transactions, most of what it forwards, within a window."""
+    def _tally(self, peer: NodeId) -> _Tally:
+        """``peer``'s counts in its current window (a new window every TALLY_WINDOW_S; bounded table)."""
         now = trio.current_time()
-        row = self._unpaid.get(peer)
-        if row is None or now - row[0] >= UNPAID_WINDOW_S:
-            if row is None and len(self._unpaid) >= _UNPAID_PEERS_MAX:
-                self._unpaid = {p: r for p, r in self._unpaid.items() if now - r[0] < UNPAID_WINDOW_S}
-                if len(self._unpaid) >= _UNPAID_PEERS_MAX:
-                    self._unpaid.pop(next(iter(self._unpaid)))
-            row = self._unpaid[peer] = [now, 0.0, 0.0]
-        row[1] += sum(1 for r in results if r in _UNPAID)
-        row[2] += len(results)
-        if row[1] > UNPAID_TOLERATED and 2 * row[1] > row[2]:
+        tally = self._tallies.get(peer)
+        if tally is None or now - tally.since >= TALLY_WINDOW_S:
+            if tally is None and len(self._tallies) >= _TALLY_PEERS_MAX:
+                self._tallies = {p: t for p, t in self._tallies.items() if now - t.since < TALLY_WINDOW_S}
+                if len(self._tallies) >= _TALLY_PEERS_MAX:
+                    self._tallies.pop(next(iter(self._tallies)))
+            tally = self._tallies[peer] = _Tally(now)
+        return tally
+
+    def _judge(self, peer: NodeId, tally: _Tally, results: list[str]) -> None:
+        """Penalise what no honest forwarder does; tolerate what a lagging one may (docs/wire.md)."""
+        tally.forwarded += len(results)
+        tally.unpaid += sum(1 for r in results if r in _UNPAID)
+        tally.floods += sum(1 for r in results if r in _FLOOD)
+        window = trio.current_time() - tally.since
+        if tally.dishonest > DISHONEST_TOLERATED:
+            peer_log(logger, peer).warning(
+                "forwarded %d invalid transactions within %.0f s (malformed, badly signed or for another chain)",
+                tally.dishonest,
+                window,
+            )
+            self.pool.penalize(peer, "txs invalid transactions")
+            tally.reset()
+        elif tally.unpaid > UNPAID_TOLERATED and 2 * tally.unpaid > tally.forwarded:
             peer_log(logger, peer).warning(
                 "forwarded %d transactions whose senders cannot pay (of %d) within %.0f s",
-                int(row[1]),
-                int(row[2]),
-                now - row[0],
+                tally.unpaid,
+                tally.forwarded,
+                window,
             )
             self.pool.penalize(peer, "txs unpaid transactions")
-            self._unpaid[peer] = [now, 0.0, 0.0]
+            tally.reset()
+        if tally.floods and not tally.flood_logged:
+            # One peer or one account filling our pool: refused (peer_full, sender_full, pool_full), logged once per
+            # window; not penalised, since these limits are this node's own and an honest busy forwarder meets them.
+            peer_log(logger, peer).info(
+                "forwarded transactions beyond this node's limits (peer_full, sender_full or pool_full): %d refused",
+                tally.floods,
+            )
+            tally.flood_logged = True
 
     def _submit(self, peer: NodeId, tag: int, raw: bytes) -> str:
         if tag not in FORMATS:

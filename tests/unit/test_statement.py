@@ -140,28 +140,30 @@ def test_equivocation_evidence_is_checked_with_the_key_alone() -> None:
     evidence = Equivocation.of(KEY.public.raw, b, a)
     assert evidence == Equivocation.of(KEY.public.raw, a, b)  # one pair, one canonical order
     assert evidence.kind is Kind.VOTE
-    evidence.verify()
+    evidence.verify(chain_id=1)
     back = Equivocation.from_wire(decode(encode(evidence.to_wire())))
     assert back == evidence
-    back.verify()
+    back.verify(chain_id=1)
 
     with pytest.raises(EvidenceInvalid, match="signature"):
-        Equivocation.of(OTHER.public.raw, a, b).verify()  # not this key's statements
+        Equivocation.of(OTHER.public.raw, a, b).verify(chain_id=1)  # not this key's statements
     with pytest.raises(EvidenceInvalid, match="signature"):
-        Equivocation.of(KEY.public.raw, a, _vote(3, b"\x02" * 32, key=OTHER)).verify()  # two signers
+        Equivocation.of(KEY.public.raw, a, _vote(3, b"\x02" * 32, key=OTHER)).verify(chain_id=1)  # two signers
     with pytest.raises(EvidenceInvalid, match="do not conflict"):
-        Equivocation.of(KEY.public.raw, a, a).verify()
+        Equivocation.of(KEY.public.raw, a, a).verify(chain_id=1)
     with pytest.raises(EvidenceInvalid, match="do not conflict"):
-        Equivocation.of(KEY.public.raw, a, _vote(4, b"\x02" * 32)).verify()  # another view
+        Equivocation.of(KEY.public.raw, a, _vote(4, b"\x02" * 32)).verify(chain_id=1)  # another view
     with pytest.raises(EvidenceInvalid, match="do not conflict"):
-        Equivocation.of(KEY.public.raw, a, _vote(3, b"\x02" * 32, chain=9)).verify()  # another chain
+        Equivocation.of(KEY.public.raw, a, _vote(3, b"\x02" * 32, chain=9)).verify(chain_id=1)  # another chain
+    with pytest.raises(EvidenceInvalid, match="not 7"):
+        evidence.verify(chain_id=7)  # another chain's evidence proves nothing here
     with pytest.raises(EvidenceInvalid, match="canonical order"):
-        Equivocation(KEY.public.raw, evidence.second, evidence.first).verify()
+        Equivocation(KEY.public.raw, evidence.second, evidence.first).verify(chain_id=1)
     records = [Statement(1, 2, 3, Kind.RESOLVER_RECORD, payload_hash(p)).sign(KEY) for p in (b"x", b"y")]
     with pytest.raises(EvidenceInvalid, match="do not conflict"):
-        Equivocation.of(KEY.public.raw, *records).verify()
+        Equivocation.of(KEY.public.raw, *records).verify(chain_id=1)
     forged = SignedStatement(b.statement, a.signature)
     with pytest.raises(EvidenceInvalid, match="signature"):
-        Equivocation.of(KEY.public.raw, a, forged).verify()
+        Equivocation.of(KEY.public.raw, a, forged).verify(chain_id=1)
     with pytest.raises(StatementInvalid):
         Equivocation.from_wire({**evidence.to_wire(), "key": b"\x00"})

@@ -48,7 +48,7 @@ async def _run(tmp_path: Path) -> None:
         t2 = chain.sign(a, "transfer", to=d.public.raw, amount=4 * FLK)
         assert pool.submit(t1.raw, forward=False)[1] and pool.submit(t2.raw, forward=False)[1]
         assert pool.core.pending_cost(a.public.raw) == 8 * FLK + rules.fee(len(t1.raw)) + rules.fee(len(t2.raw))
-        assert code(pool, chain.sign(a, "transfer", to=d.public.raw, amount=4 * FLK)) == "insufficient_balance"
+        assert code(pool, chain.sign(a, "transfer", to=d.public.raw, amount=4 * FLK)) == "pending_exceeds_balance"
         chain.nonces[a.public.raw] = 2
         small = chain.sign(a, "transfer", to=d.public.raw, amount=FLK)
         assert pool.submit(small.raw, forward=False)[1]

@@ -125,7 +125,7 @@ def test_the_total_pending_cost_must_fit_the_balance(view: StateView) -> None:
     for n in (1, 2, 3):
         assert add(m, tx(A, n, amount=FLK), view)
     assert m.pending_cost(A.public.raw) == 3 * cost
-    assert rejected(m, tx(A, 4, amount=FLK), view) == "insufficient_balance"
+    assert rejected(m, tx(A, 4, amount=FLK), view) == "pending_exceeds_balance"
     assert add(m, tx(A, 4, amount=cost // 2 - fee(view, first)), view)  # what is left still fits
     assert rejected(m, tx(B, 1, amount=1000 * FLK), view) == "insufficient_balance"  # 1000 FLK + the fee
     assert add(m, tx(B, 1, amount=1000 * FLK - fee(view, tx(B, 1, amount=1000 * FLK))), view)
@@ -255,3 +255,19 @@ def test_expiry(view: StateView) -> None:
     assert m.pending_from(PEER) == 0 and m.pending_cost(A.public.raw) == 0
     assert m.expire(20.0) == 1 and m.next_expiry() is None
     assert m.statistics().expired == 2 and m.statistics().pending_bytes == 0
+
+
+def test_a_stake_whose_registration_can_never_verify_is_refused_at_acceptance(view: StateView) -> None:
+    # Bad input (issue 16): a registration signed by another key, naming another owner or chain is refused before it is
+    # ordered (bad_arguments), not reverted in a block; a sound one is accepted.
+    node, consensus, other = derive_key(9, "node"), derive_key(9, "consensus"), derive_key(9, "intruder")
+    fund(view, A, 100 * FLK)
+
+    def stake(nonce: int, blob: bytes) -> SignedTransaction:
+        return CHAIN.sign(A, "stake", nonce=nonce, node=node.public.raw, amount=FLK, registration=blob)
+
+    m = pool()
+    assert rejected(m, stake(1, CHAIN.registration(other, consensus, A)), view) == "bad_arguments"  # another node key
+    assert rejected(m, stake(1, CHAIN.registration(node, consensus, B)), view) == "bad_arguments"  # another owner
+    assert rejected(m, stake(1, CHAIN.registration(node, consensus, A, chain_id=99)), view) == "bad_arguments"
+    assert add(m, stake(1, CHAIN.registration(node, consensus, A)), view)

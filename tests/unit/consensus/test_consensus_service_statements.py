@@ -96,7 +96,7 @@ async def test_bad_statements_are_penalised_and_equivocations_kept(
             await liar_pool.send(me, Scope.CONSENSUS, vote.to_wire(0))
         await _wait_until(lambda: sample("lightning_consensus_equivocations_total") == 1)
         (evidence,) = core.evidence()
-        evidence.verify()
+        evidence.verify(chain_id=chain_id)
         assert evidence.key == liar.consensus.public.raw and evidence.first.statement.seq == view
         assert any("equivocated" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
         assert penalties() == 1  # evidence is not a malformed message: the slashing path deals with it

@@ -87,7 +87,7 @@ def test_a_second_different_proposal_in_a_view_is_evidence_and_gets_no_vote() ->
     assert len(found) == 1 and found[0].member == 0
     evidence = found[0].evidence
     assert member.evidence() == (evidence,) and member.statistics().equivocations == 1
-    evidence.verify()  # a third party needs only the leader's key
+    evidence.verify(chain_id=CHAIN)  # a third party needs only the leader's key
     assert evidence.key == MEMBERS[0].key and evidence.kind is Kind.PROPOSAL
     assert {evidence.first.statement.seq, evidence.second.statement.seq} == {0}
     member.on_message(0, _proposal(_block([b"c"])), 0.0)  # a third one: still one piece of evidence per view
@@ -105,7 +105,7 @@ def test_two_different_votes_of_a_member_in_a_view_are_evidence(vote_type: type[
     outs = member.on_message(2, _wire(vote_type.sign(KEYS[2], CHAIN, 0, 0, 1, b).to_wire(0)), 0.0)
     (found,) = [o for o in outs if isinstance(o, EvidenceFound)]
     assert found.member == 2 and found.evidence.kind is (Kind.VOTE if vote_type is Vote else Kind.COMMIT_VOTE)
-    found.evidence.verify()
+    found.evidence.verify(chain_id=CHAIN)
     # votes of one member in two views are not evidence
     member.on_message(2, _wire(vote_type.sign(KEYS[2], CHAIN, 0, 1, 1, b).to_wire(0)), 0.0)
     assert member.statistics().equivocations == 1

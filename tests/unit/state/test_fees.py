@@ -190,7 +190,7 @@ def test_the_per_epoch_protocol_allowance(chain: DevChain, store: StateStore) ->
 @settings(max_examples=30)
 @given(
     st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 1200)), min_size=1, max_size=12),
-    st.integers(0, 1000 * FLK),
+    st.integers(1, 1000 * FLK),
     st.integers(0, 10**14),
 )
 def test_fees_conserve_balances_plus_fund(moves: list[tuple[int, int, int]], base: int, per_byte: int) -> None:
