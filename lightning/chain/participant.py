@@ -4,8 +4,9 @@ Members of the current committee, signing with their node key, commit to a beaco
 the epoch, reveal it during the second half, and vote ChangeEpoch once the planned end has passed on their wall
 clock (docs/state.md, "Epochs"). The reveal is ``blake3(sign(node key, BEACON, {chain_id, epoch}))``: unpredictable
 to others, and the same after a restart, so a node that restarts mid-epoch can still reveal. An action whose
-transaction was sent is not sent again for ``RETRY_S`` (it may still be pending, or may have reverted because the
-orderer's clock lagged); then it is retried if the state still calls for it.
+transaction was sent is not sent again while it is pending here, nor for ``RETRY_S`` (it may have reverted because
+the orderer's clock lagged); then it is retried if the state still calls for it. Each send spends one of the node's
+``protocol_txs_per_epoch`` free protocol transactions (docs/fees.md), so a stalled chain must not multiply them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class EpochDriver:
         self._key = node_key
         self.node_id = NodeId.of(node_key)
         self._clock = clock
-        self._sent: dict[tuple[int, str], float] = {}
+        self._sent: dict[tuple[int, str], tuple[float, bytes]] = {}  # (epoch, method) -> (when, transaction hash)
 
     def reveal(self, epoch: int) -> bytes:
         msg = encode({"chain_id": self.state.genesis.chain_id, "epoch": epoch})
@@ -83,8 +84,8 @@ class EpochDriver:
     def _send(self, epoch: int, method: str, **args: object) -> None:
         now = trio.current_time()
         sent = self._sent.get((epoch, method))
-        if sent is not None and now < sent + RETRY_S:
-            return
+        if sent is not None and (now < sent[0] + RETRY_S or sent[1] in self.pool.core):
+            return  # recently sent, or still pending: a resend would spend the epoch's protocol allowance twice
         self._sent = {k: v for k, v in self._sent.items() if k[0] >= epoch}
         stx = sign_transaction(
             self._key,
@@ -99,5 +100,5 @@ class EpochDriver:
         except TxRejected as exc:
             logger.warning("epoch %d: %s not accepted by the mempool: %s", epoch, method, exc)
             return
-        self._sent[(epoch, method)] = now
+        self._sent[(epoch, method)] = (now, stx.hash)
         logger.info("epoch %d: sent %s", epoch, method)
