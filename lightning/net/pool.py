@@ -95,6 +95,9 @@ StreamHandler = Callable[[NodeId, Any, ReplyWriter], Awaitable[None]]
 BAN_AFTER_PENALTIES = 3
 BAN_BASE_S = 60.0
 BAN_MAX_S = 3600.0
+# The CONNECTION_CLOSE reason for a connection replaced by a newer one from the same node key. Received on a
+# connection we still use, it means another process holds our node key (lightning/net/duplicate.py).
+SUPERSEDED = "superseded by a newer connection from the same peer"
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class _Conn:
     out_streams: dict[Scope, Stream] = field(default_factory=dict)
     in_message_scopes: set[Scope] = field(default_factory=set)
     access: Access = Access.NONE  # the peer's level when admitted (or at the last recheck)
+    replaced: bool = False  # we closed it for a newer connection from the peer (SUPERSEDED from us, not to us)
 
     def touch(self) -> None:
         self.last_used = trio.current_time()
@@ -203,6 +207,7 @@ class PeerPool:
         self._queues = {s: trio.open_memory_channel[tuple[NodeId, Any]](config.message_queue_len) for s in Scope}
         self._spawn_send, self._spawn_recv = trio.open_memory_channel[tuple[Connection, _Dial]](math.inf)
         self.address: tuple[str, int] | None = None
+        self.on_superseded: Callable[[NodeId], None] | None = None  # a peer replaced our connection (see SUPERSEDED)
         transport.admit = self.admit_connection
 
     @property
@@ -552,7 +557,8 @@ class PeerPool:
             settled = trio.current_time() - self.config.handshake_timeout_s
             for old in [x for x in p.conns if x.conn.initiator == peer or x.created < settled]:
                 peer_log(logger, peer).info("reconnected; closing its previous connection")
-                old.conn.close(CloseCode.NORMAL, "superseded by a newer connection from the same peer")
+                old.replaced = True
+                old.conn.close(CloseCode.NORMAL, SUPERSEDED)
                 self._unregister(old)
         # Two connections (simultaneous dials): both sides prefer the one dialed by the smaller node id.
         if p.conns and conn.initiator < p.conns[0].conn.initiator:
@@ -569,6 +575,8 @@ class PeerPool:
     def _unregister(self, c: _Conn) -> None:
         if c not in self._conns:
             return
+        if c.conn.close_reason == SUPERSEDED and not c.replaced and self.on_superseded is not None:
+            self.on_superseded(c.peer)  # the peer closed it: a newer connection proved our node key to it
         self._conns.discard(c)
         p = self._peers.get(c.peer)
         if p is not None and c in p.conns:
