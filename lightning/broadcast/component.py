@@ -161,9 +161,10 @@ class Broadcast:
         self.core.subscribe(topic)
         return Subscription(self, topic, recv)
 
-    async def send(self, topic: Topic, payload: bytes, *, to: NodeId | None = None) -> bytes:
+    async def send(self, topic: Topic, payload: bytes, *, to: NodeId | None = None, push: bool = False) -> bytes:
         """Sign ``payload`` and broadcast it (to every node, or to ``to`` only); returns its digest. Our own
-        subscribers do not receive it."""
+        subscribers do not receive it. ``push``: send it whole to our peers instead of advertising it, a round trip
+        sooner (for small messages every node needs at once: committed blocks; see lightning/broadcast/core.py)."""
         if not self._running:
             raise BroadcastError("the broadcast component is not running")
         if len(payload) > self.config.max_payload_bytes:
@@ -181,7 +182,7 @@ class Broadcast:
             payload=payload,
             to=to,
         )
-        self.core.publish(message, trio.current_time())
+        self.core.publish(message, trio.current_time(), push=push)
         await self._dispatch()
         return message.digest
 

@@ -13,11 +13,18 @@ pool's broadcast scope, one per pool message):
 ``adv``   ``d``: 1..256 digests                    unseen digests: want each from its first advertiser not yet asked
 ``want``  ``d``: 1..256 digests                    send each held, relayable message once to that peer
 ``msg``   ``m``: message, ``h``: hops so far       only if we wanted it from that peer: check, record, deliver
+``push``  ``m``: message                           only from its origin (hops 1): check, record, deliver
 ``ping``  ``n``: nonce                             answer ``pong`` (at most twice a second per peer)
 ``pong``  ``n``: nonce                             a round-trip sample for the topology
 ========  =======================================  ==================================================================
 
 Unknown ``t`` values are ignored (newer versions may add frames); a malformed known frame is an offence.
+
+An origin may *push* its own new message whole instead of advertising it (``publish(push=True)``; committed blocks):
+nobody else holds it yet, so each peer would want it from the origin anyway, and the push saves that round trip. Only
+the origin may push a message (anyone else's push is ``unsolicited``), so a peer can make us check no more than the
+messages it could make us want; the payload still crosses each link at most once. A push that could not be sent is
+advertised later, like an unsent advert. Older versions ignore ``push`` frames and get the message from relays.
 
 The life of a digest here::
 
@@ -308,8 +315,9 @@ class BroadcastCore:
         return len(self._wants), len(self._held), len(self._retained)
 
     # -- inputs -----------------------------------------------------------------------------------------------------
-    def publish(self, message: Message, now: float) -> None:
-        """Our own message (signed by us): advertise it (to ``message.to`` only, for a direct message)."""
+    def publish(self, message: Message, now: float, *, push: bool = False) -> None:
+        """Our own message (signed by us): advertise it (to ``message.to`` only, for a direct message); with
+        ``push``, send it whole to those peers instead (see the module docstring)."""
         assert message.origin == self.node_id and message.digest
         d = message.digest
         if d in self.seen:
@@ -322,9 +330,9 @@ class BroadcastCore:
         held = _Held(message, wire, 0, None, set(), len(message.payload) + 200)
         if message.to is not None:
             self._retain(d, held, now)
-            self._advertise(message.to, d)
+            self._offer(message.to, d, held, push=push)
         else:
-            self._relay(d, held, now)
+            self._relay(d, held, now, push=push)
 
     def propagate(self, digest: bytes, now: float) -> bool:
         """The subscriber found the message valid: relay it. False if it is no longer waiting (timed out)."""
@@ -351,13 +359,15 @@ class BroadcastCore:
         """A frame to ``peer`` was dropped (queue full, peer unreachable). Adverts are sent again once the peer is
         heard from; wants and messages recover through the want timeout (a message may then be wanted again)."""
         kind = frame.get("t")
-        if kind == "msg":
+        st = self._peer(peer)
+        if kind in ("msg", "push"):
             d = message_from_wire(frame["m"], chain_id=self.chain_id, max_payload_bytes=2**63).digest  # ours
             held = self._retained.get(d)
             if held is not None:
                 held.sent_to.discard(peer)
+                if kind == "push" and st is not None and len(st.unsent) < MAX_UNSENT_PER_PEER:
+                    st.unsent.add(d)  # never reached it: advertise it when the peer is heard from
             return
-        st = self._peer(peer)
         if kind != "adv" or st is None:
             return
         for d in frame["d"]:
@@ -428,6 +438,8 @@ class BroadcastCore:
                 self._on_wants(peer, _digests(frame), now)
             elif kind == "msg":
                 self._on_message(peer, frame, now, epoch, wall_ms)
+            elif kind == "push":
+                self._on_push(peer, frame, now, epoch, wall_ms)
             elif kind == "ping":
                 if isinstance(frame.get("n"), int) and now - st.last_ping_in >= PING_MIN_INTERVAL_S:
                     st.last_ping_in = now
@@ -497,14 +509,7 @@ class BroadcastCore:
                 self._bump("duplicate_payloads")  # an answer to a want that timed out, after another arrived
                 return
             raise InvalidMessage("unsolicited", "a message we did not want from this peer")
-        try:
-            self._check_envelope(msg, epoch, wall_ms)
-        except InvalidMessage:
-            self._remove_want(d)
-            self._rejected[d] = None
-            while len(self._rejected) > REJECTED_MEMORY:
-                self._rejected.popitem(last=False)
-            raise
+        self._check_or_forget(msg, epoch, wall_ms)
         try:
             msg.verify()
         except InvalidMessage:
@@ -515,6 +520,47 @@ class BroadcastCore:
         known_by = set(w.advertisers)
         known_by.add(peer)
         self._remove_want(d)
+        self._accept(peer, msg, frame["m"], hops, known_by, now, wall_ms)
+
+    def _on_push(self, peer: NodeId, frame: dict[str, Any], now: float, epoch: int, wall_ms: int) -> None:
+        msg = message_from_wire(frame.get("m"), chain_id=self.chain_id, max_payload_bytes=self.config.max_payload_bytes)
+        if msg.origin != peer:
+            raise InvalidMessage("unsolicited", "a pushed message from a peer that is not its origin")
+        d = msg.digest
+        if d in self.seen or d in self._rejected:
+            self._bump("duplicate_payloads")
+            return
+        self._check_or_forget(msg, epoch, wall_ms)
+        msg.verify()
+        w = self._wants.get(d)  # advertised by a relay before the push arrived
+        known_by = {peer, *(w.advertisers if w is not None else ())}
+        self._remove_want(d)
+        self._accept(peer, msg, frame["m"], 1, known_by, now, wall_ms)
+
+    def _check_or_forget(self, msg: Message, epoch: int, wall_ms: int) -> None:
+        """The envelope checks; a body that fails them is remembered as rejected and never fetched again."""
+        try:
+            self._check_envelope(msg, epoch, wall_ms)
+        except InvalidMessage:
+            d = msg.digest
+            self._remove_want(d)
+            self._rejected[d] = None
+            while len(self._rejected) > REJECTED_MEMORY:
+                self._rejected.popitem(last=False)
+            raise
+
+    def _accept(
+        self,
+        peer: NodeId,
+        msg: Message,
+        wire: dict[str, Any],
+        hops: int,
+        known_by: set[NodeId],
+        now: float,
+        wall_ms: int,
+    ) -> None:
+        """A checked message new here: record it, then deliver it (held until judged) or relay it."""
+        d = msg.digest
         self.seen.add(d, msg.timestamp_ms)
         self._events.append(Persist(d, msg.timestamp_ms))
         topic = msg.topic.value
@@ -525,7 +571,7 @@ class BroadcastCore:
         if msg.to is not None:
             self._events.append(Deliver(received))  # direct: delivered, never relayed
             return
-        held = _Held(msg, frame["m"], hops, peer, known_by, len(msg.payload) + 200)
+        held = _Held(msg, wire, hops, peer, known_by, len(msg.payload) + 200)
         if msg.topic in self._subscribed:
             held.deadline = now + self.config.validation_timeout_s
             self._held[d] = held
@@ -591,12 +637,22 @@ class BroadcastCore:
             if st is not None:
                 st.tracked -= 1
 
-    def _relay(self, d: bytes, held: _Held, now: float) -> None:
+    def _relay(self, d: bytes, held: _Held, now: float, *, push: bool = False) -> None:
         self._retain(d, held, now)
         origin = held.message.origin
         for peer in self.active_peers(now):
             if peer not in held.known_by and peer != origin:
-                self._advertise(peer, d)
+                self._offer(peer, d, held, push=push)
+
+    def _offer(self, peer: NodeId, d: bytes, held: _Held, *, push: bool) -> None:
+        """Advertise ``d`` to ``peer``, or (``push``, our own message) send it whole."""
+        if not push:
+            self._advertise(peer, d)
+            return
+        held.sent_to.add(peer)
+        held.known_by.add(peer)
+        self._events.append(SendFrame(peer, {"t": "push", "m": held.wire}))
+        _count(self._counts["payloads_sent"], held.message.topic.value)
 
     def _retain(self, d: bytes, held: _Held, now: float) -> None:
         self._retained[d] = held

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -40,7 +40,7 @@ from lightning.consensus.safety import SafetyStore
 from lightning.home import Keys
 from lightning.ids import NodeId
 from lightning.net import NetError, Pool, Scope
-from lightning.state.block import Block, BlockMalformed, check_timestamp
+from lightning.state.block import Block, BlockMalformed, CommitProof, check_timestamp
 from lightning.state.executor import InvalidBlock, check_header
 from lightning.sync.blocks import PoolBlockSource
 
@@ -119,6 +119,7 @@ class Consensus:
         config: ConsensusConfig,
         registry: CollectorRegistry | None = None,
         inline: bool = False,
+        on_decided: Callable[[Block, CommitProof], None] | None = None,
     ) -> None:
         self.state = state
         self.mempool = mempool
@@ -130,6 +131,9 @@ class Consensus:
         self.config = config
         self._metrics = _Metrics(registry) if registry is not None else None
         self._inline = inline  # simulation: persist on the trio thread (a worker thread would let MockClock jump)
+        # hears each block at head + 1 the moment its commit proof is formed, before it executes here (the gossip
+        # publishes its own proposals then: edge nodes need not wait for this node's execution)
+        self.on_decided = on_decided
         self._sync = PoolBlockSource(pool, lambda: self.ordering_nodes())
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, Any]](INBOX)
         self._members: dict[bytes, int] = {}
@@ -287,6 +291,8 @@ class Consensus:
         now = trio.current_time()
         try:
             if c.block.height == self.state.head().height + 1:
+                if self.on_decided is not None:
+                    self.on_decided(c.block, c.proof)
                 await self.state.commit(c.block, c.proof)
                 started = self._proposed_at.pop(c.block.height, None)
                 if self._metrics is not None:

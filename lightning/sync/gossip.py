@@ -3,8 +3,11 @@
 Theory of operation
 -------------------
 Each committed block is published once, by its proposer, on the broadcast ``consensus`` topic as the payload
-``{"block": block, "proof": commit proof}`` (canonical msgpack). Every node that receives it judges it against its
-own state before relaying it:
+``{"block": block, "proof": commit proof}`` (canonical msgpack). A consensus proposer hands it over (:meth:`publish`)
+the moment its commit proof is formed, before executing it: the proof alone makes it final, and edge nodes then
+execute it while the committee does, instead of after the proposer's execution and write. Blocks nobody handed over
+(a one-member committee's sequencer) are published when they are executed here. Every node that receives it judges
+it against its own state before relaying it:
 
 =================================================  ==========================================================
 what                                               verdict
@@ -54,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 PENDING_MAX = 256
 PUBLISH_QUEUE = 64
+EARLY_MAX = 64  # heights handed over by publish() and not yet executed here, remembered to publish them only once
 IDLE_S = 3.0
 GAP_GRACE_S = 1.0
 
@@ -106,7 +110,10 @@ class BlockGossip:
         self.gap_grace_s = gap_grace_s
         self._metrics = _Metrics(registry) if registry is not None else None
         self._pending: dict[int, tuple[Block, CommitProof]] = {}
-        self._publish_send, self._publish_recv = trio.open_memory_channel[Block](PUBLISH_QUEUE)
+        self._publish_send, self._publish_recv = trio.open_memory_channel[tuple[Block, CommitProof | None]](
+            PUBLISH_QUEUE
+        )
+        self._early: set[int] = set()  # heights publish() queued, until executed here
         self._progress_at = 0.0
         self._gap_since: float | None = None
         self._wake = trio.Event()
@@ -155,6 +162,24 @@ class BlockGossip:
             self._poke()
 
     # -- publishing ---------------------------------------------------------------------------------------------
+    def publish(self, block: Block, proof: CommitProof) -> None:
+        """A block the consensus just decided (its commit proof is formed), before it executes here: published now
+        if this node proposed it, and not again when it executes."""
+        if block.proposer != self.node_id or block.height in self._early:
+            return
+        if len(self._early) >= EARLY_MAX:
+            self._early.discard(min(self._early))
+        if self._queue_publish(block, proof):
+            self._early.add(block.height)
+
+    def _queue_publish(self, block: Block, proof: CommitProof | None) -> bool:
+        try:
+            self._publish_send.send_nowait((block, proof))
+        except trio.WouldBlock:
+            logger.debug("gossip: publish queue full, block %d not published", block.height)
+            return False
+        return True
+
     def _on_commit(self, outcome: BlockOutcome) -> None:
         self._progress_at = trio.current_time()
         height = outcome.head.height
@@ -162,24 +187,25 @@ class BlockGossip:
         if not self._pending or min(self._pending) == height + 1:
             self._gap_since = None
         self._poke()
-        if outcome.block.proposer == self.node_id:
-            try:
-                self._publish_send.send_nowait(outcome.block)
-            except trio.WouldBlock:
-                logger.debug("gossip: publish queue full, block %d not published", outcome.block.height)
+        early = height in self._early
+        self._early = {h for h in self._early if h > height}
+        if outcome.block.proposer == self.node_id and not early:
+            self._queue_publish(outcome.block, None)
 
     async def _publish_loop(self) -> None:
-        async for block in self._publish_recv:
-            raw = self.state.store.block_record(block.height)
-            if raw is None:
-                continue
+        async for block, proof in self._publish_recv:
+            if proof is None:  # executed here: the stored record
+                raw = self.state.store.block_record(block.height)
+                if raw is None:
+                    continue
+                try:
+                    block, proof = decode_block_record(raw)
+                except BlockSourceError as exc:  # our own store: a broken invariant, but never crash over gossip
+                    logger.error("gossip: stored block %d: %s", block.height, exc)
+                    continue
             try:
-                stored, proof = decode_block_record(raw)
-            except BlockSourceError as exc:  # our own store: broken invariant, but never crash the node over gossip
-                logger.error("gossip: stored block %d: %s", block.height, exc)
-                continue
-            try:
-                await self.broadcast.send(Topic.CONSENSUS, encode_block_message(stored, proof))
+                # pushed: every node needs it now, and an edge node's clients wait on it (a round trip sooner)
+                await self.broadcast.send(Topic.CONSENSUS, encode_block_message(block, proof), push=True)
             except BroadcastError as exc:
                 logger.info("gossip: block %d not published: %s", block.height, exc)
                 continue

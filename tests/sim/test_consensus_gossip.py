@@ -81,6 +81,7 @@ async def _start_node(
         inline=True,
     )
     await nursery.start(broadcast.run)
+    gossip = BlockGossip(state, broadcast, node_id=nid)
     consensus = Consensus(
         state,
         mempool,
@@ -90,8 +91,8 @@ async def _start_node(
         MemorySafetyStore(),
         inline=True,
         config=ConsensusConfig(view_timeout_s=1.0, view_timeout_max_s=4.0, empty_block_s=0.5),
+        on_decided=gossip.publish,  # as in lightning/node.py: own blocks are published before they execute
     )
-    gossip = BlockGossip(state, broadcast, node_id=nid)
     follower = Follower(
         state,
         PoolBlockSource(netpool, members),
@@ -173,6 +174,14 @@ async def _run(tmp_path: Path, seed: int) -> None:
         at_forged = edge.state.store.block_record(forged.height)
         assert at_forged is not None and decode_block_record(at_forged)[0].hash() != forged.hash(), f"seed {seed}"
         assert all(m.gossip.statistics().rejected > 0 for m in members[1:]), f"seed {seed}: members judge too"
+        # Each member published its own blocks once (handed over when decided; not again when executed).
+        for m in members:
+            own = sum(
+                1
+                for height in range(1, m.state.head().height + 1)
+                if decode_block_record(m.state.store.block_record(height) or b"")[0].proposer == m.gossip.node_id
+            )
+            assert 0 < m.gossip.statistics().published <= own, f"seed {seed}: {m.gossip.statistics()} of {own}"
         nursery.cancel_scope.cancel()
 
 

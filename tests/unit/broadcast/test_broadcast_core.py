@@ -79,9 +79,9 @@ class Mesh:
         key = args.pop("key", self.keys[i])
         return sign_message(key, CHAIN, topic, **args)
 
-    def publish(self, i: int, payload: bytes = b"hello", **kw: Any) -> Message:
+    def publish(self, i: int, payload: bytes = b"hello", *, push: bool = False, **kw: Any) -> Message:
         m = self.msg(i, payload, **kw)
-        self.cores[self.ids[i]].publish(m, self.now)
+        self.cores[self.ids[i]].publish(m, self.now, push=push)
         self.collect(self.ids[i])
         return m
 
@@ -135,7 +135,9 @@ class Mesh:
 
     def payloads(self, src: NodeId | None = None, dst: NodeId | None = None) -> int:
         return sum(
-            1 for s, d, f in self.frames if f["t"] == "msg" and (src is None or s == src) and (dst is None or d == dst)
+            1
+            for s, d, f in self.frames
+            if f["t"] in ("msg", "push") and (src is None or s == src) and (dst is None or d == dst)
         )
 
     def reasons(self) -> list[str]:
@@ -242,6 +244,56 @@ def test_a_late_answer_after_a_timeout_is_a_harmless_duplicate() -> None:
     mesh.inject(a, c, {"t": "msg", "m": m.to_wire(), "h": 1})
     mesh.inject(b, c, {"t": "msg", "m": m.to_wire(), "h": 1})  # b's late answer
     assert len(mesh.delivered[c]) == 1 and mesh.cores[c].statistics().duplicate_payloads == 1 and not mesh.penalties
+
+
+def test_a_pushed_message_skips_the_advert_round_trip_and_still_crosses_each_link_once() -> None:
+    mesh = Mesh(4)
+    a = mesh.ids[0]
+    m = mesh.publish(0, b"block", push=True)
+    assert sorted((dst, f["t"]) for _, dst, f in mesh.queue) == sorted((p, "push") for p in mesh.ids[1:])
+    mesh.pump()
+    for i in (1, 2, 3):
+        (r,) = mesh.delivered[mesh.ids[i]]
+        assert r.digest == m.digest and r.sender == a and r.hops == 1 and r.message.payload == b"block"
+    assert not any(f["t"] == "want" and d == a for _, d, f in mesh.frames)  # nobody had to ask the origin
+    assert mesh.payloads() == 3 and mesh.payloads(a) == 3  # relays' adverts found everyone holding it
+    assert sum(c.statistics().duplicate_adverts for c in mesh.cores.values()) > 0 and not mesh.reasons()
+    assert mesh.cores[a].statistics().payloads_sent == {"consensus": 3}
+
+
+def test_only_its_origin_may_push_a_message() -> None:
+    mesh = Mesh(3)
+    a, b, c = mesh.ids
+    m = mesh.msg(0)
+    mesh.inject(b, c, {"t": "push", "m": m.to_wire()})  # b pushing a's message: nobody asked b for it
+    assert digests(mesh, 2) == [] and mesh.reasons() == ["unsolicited"]
+    forged = dataclasses.replace(mesh.msg(0, b"other"), signature=b"\x01" * 64)
+    mesh.inject(a, c, {"t": "push", "m": forged.to_wire()})
+    assert digests(mesh, 2) == [] and mesh.reasons()[-1] == "bad_signature"
+    mesh.inject(a, c, {"t": "push", "m": m.to_wire()})
+    mesh.inject(a, c, {"t": "push", "m": m.to_wire()})  # again: a duplicate, delivered once
+    assert digests(mesh, 2) == [m.digest] and mesh.cores[c].statistics().duplicate_payloads == 1
+
+
+def test_a_pushed_direct_message_reaches_only_its_target() -> None:
+    mesh = Mesh(3)
+    m = mesh.publish(0, b"for you", to=mesh.ids[2], push=True)
+    assert [(d, f["t"]) for _, d, f in mesh.queue] == [(mesh.ids[2], "push")]
+    mesh.pump()
+    assert digests(mesh, 2) == [m.digest] and digests(mesh, 1) == [] and mesh.payloads() == 1
+
+
+def test_a_push_that_was_not_sent_is_advertised_when_the_peer_is_heard_from() -> None:
+    mesh = Mesh(2)
+    a, b = mesh.ids
+    m = mesh.publish(0, push=True)
+    (_src, _dst, frame) = mesh.queue.pop()
+    assert frame == {"t": "push", "m": m.to_wire()}
+    mesh.cores[a].not_sent(b, frame)
+    mesh.inject(b, a, {"t": "ping", "n": 1})  # b is back
+    assert (a, b, {"t": "adv", "d": [m.digest]}) in mesh.queue
+    mesh.pump()
+    assert digests(mesh, 1) == [m.digest] and not mesh.reasons()  # b's want is served: not a repeated one
 
 
 def test_unsolicited_message_is_dropped_and_held_against_the_sender() -> None:
