@@ -30,6 +30,8 @@ REQUIRED = [ROOT / "README.md", ROOT / "docs" / "operator.md"]
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _INLINE = re.compile(r"`(lightning [^`]+)`")
 _PLACEHOLDER = re.compile(r"<[^<>]*>")
+_SUDO = re.compile(r"^sudo (-u \S+ )?")
+_INSTALLED = re.compile(r"^\S*/lightning ")
 _REPEAT = re.compile(r"\[[^\]]*(…|\.\.\.)[^\]]*\]")
 _ALTERNATIVES = re.compile(r"^[a-z-]+(/[a-z-]+)+$")
 _WORD_PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -69,7 +71,8 @@ def doc_command_lines(path: Path) -> list[DocLine]:
                 if pending is None:
                     out.append(DocLine(path, start, text, True))
                 continue
-            line = line.removeprefix("$ ")
+            line = _SUDO.sub("", line.removeprefix("$ "))
+            line = _INSTALLED.sub("lightning ", line)  # /opt/lightning/venv/bin/lightning run …
             if line.startswith("lightning "):
                 if line.endswith("\\"):
                     pending = (lineno, line.rstrip("\\").strip())
