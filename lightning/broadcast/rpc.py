@@ -66,18 +66,31 @@ def _received_json(r: Received) -> dict[str, Any]:
 
 def register_broadcast_rpc(dispatcher: Dispatcher, broadcast: Broadcast, debug: DebugLog | None = None) -> None:
     async def stats() -> dict[str, Any]:
+        """The broadcast's counters, cache sizes and topology.
+
+        Returns: {received, published, payloads_sent (per topic), duplicate_adverts, duplicate_payloads,
+            want_timeouts, invalid, dropped (per reason), strikes, seen, wants, waiting_for_subscriber, retained,
+            peers, topology: {its statistics, peer_ids: [node id]}}.
+        """
         out = dataclasses.asdict(broadcast.statistics())
         out["topology"] = dataclasses.asdict(broadcast.topology.statistics())
         out["topology"]["peer_ids"] = sorted(p.hex() for p in broadcast.topology.peers())
         return out
 
     async def debug_publish(text: str, to: str | None = None) -> dict[str, Any]:
+        """Publish a message on the debug topic: a smoke test of a running network.
+
+        Args:
+            text: the message (at most 4096 bytes of UTF-8)
+            to: a node id to address it to; omit to send it to every node
+        Returns: {digest (hex)}.
+        """
         if not isinstance(text, str) or len(text.encode()) > MAX_DEBUG_TEXT:
-            raise RpcError(INVALID_PARAMS, f"text: a string of at most {MAX_DEBUG_TEXT} bytes")
+            raise RpcError(INVALID_PARAMS, f"text: a string of at most {MAX_DEBUG_TEXT} bytes", {"param": "text"})
         try:
             target = NodeId.parse(to) if to is not None else None
         except LightningError as exc:
-            raise RpcError(INVALID_PARAMS, f"to: {exc}") from None
+            raise RpcError(INVALID_PARAMS, f"to: {exc}", {"param": "to"}) from None
         try:
             digest = await broadcast.send(Topic.DEBUG, text.encode(), to=target)
         except BroadcastError as exc:
@@ -85,6 +98,10 @@ def register_broadcast_rpc(dispatcher: Dispatcher, broadcast: Broadcast, debug: 
         return {"digest": digest.hex()}
 
     async def debug_recent() -> list[dict[str, Any]]:
+        """The debug-topic messages this node received last (at most 100), oldest first.
+
+        Returns: [{digest, origin, from, to, epoch, timestamp_ms, hops, delay_ms, text}].
+        """
         return [] if debug is None else [_received_json(r) for r in debug.recent]
 
     dispatcher.add("flk_broadcast_stats", stats)

@@ -287,9 +287,14 @@ def bench(
 def status(
     home: HomeOpt = None,
     rpc: Annotated[str | None, typer.Option(help="RPC URL (default: from the home's run/ports.json)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (every field below, raw) for scripts.")
+    ] = False,
 ) -> None:
-    """Ask the running node for its version, uptime, peers and epoch."""
+    """Show the running node's height and sync state, peers, epoch and the time to the next one, committee
+    membership, stake and reputation, and the bytes served."""
+    from lightning.cli.status import fetch_status, render_status
+
     h = _home(home)
     url = rpc
     if url is None:
@@ -297,21 +302,12 @@ def status(
         if ports is None:
             raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start one with `lightning run`")
         url = f"http://{ports['rpc']}/rpc/v0"
-    result = rpc_call(url, "flk_get_node_status")
+    report = fetch_status(url)
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps(report, indent=2))
         return
-    typer.echo(f"node id:   {result['node_id']}")
-    typer.echo(f"version:   {result['version']}")
-    typer.echo(f"chain id:  {result['chain_id']}")
-    typer.echo(f"uptime:    {result['uptime_s']:.1f} s")
-    typer.echo(f"ready:     {'yes' if result['ready'] else 'no'}")
-    typer.echo(f"peers:     {result['peers']}")
-    typer.echo(f"epoch:     {result['epoch']}")
-    typer.echo(f"committee: {'yes' if result['committee'] else 'no'}")
-    if "syncing" in result:
-        head, best = result["head_height"], result["best_known_height"]
-        typer.echo(f"syncing:   {'yes' if result['syncing'] else 'no'} (block {head}; peers have shown {best})")
+    for line in render_status(report):
+        typer.echo(line)
 
 
 def rpc_call(url: str, method: str, params: Any = None, *, timeout_s: float = 10.0) -> Any:

@@ -95,7 +95,8 @@ async def test_rpc_methods_through_the_dispatcher(state: State, nursery: trio.Nu
 
     a = CHAIN.accounts[0]
     info = (await call("flk_get_account_info", "0x" + a.public.hex))["result"]
-    assert info == {"address": a.public.hex, "balance": str(1000 * 10**18), "nonce": 0, "next_nonce": 1}
+    balance = str(1000 * 10**18)
+    assert info == {"address": a.public.hex, "balance": balance, "flk_balance": balance, "nonce": 0, "next_nonce": 1}
     stx = CHAIN.sign(a, "transfer", nonce=1, to=b"\x01" * 32, amount=5)
     assert (await call("flk_send_txn", stx.raw.hex()))["result"] == {"hash": stx.hash.hex(), "new": True}
     assert (await call("flk_get_account_info", a.public.hex))["result"]["next_nonce"] == 2
