@@ -56,6 +56,7 @@ from lightning.ids import NodeId
 from lightning.metrics import NodeMetrics, new_registry
 from lightning.net import AddressBook, Admission, PeerPool, QuicPool
 from lightning.net.content import ContentClient, ContentServer
+from lightning.net.duplicate import DuplicateKeyWatch
 from lightning.net.rpc import register_net_rpc
 from lightning.net.topology import Topology
 from lightning.rpc import Dispatcher, RpcEndpoint
@@ -184,6 +185,7 @@ class Node:
                 registry=self.registry,
             )
         )
+        self.duplicate_keys = DuplicateKeyWatch(self.pool, registry=self.registry)  # docs/operator.md, one process
         self.content_server = self._make("content_server", ContentServer)(
             self.pool, self.blockstore, concurrency=config.net.block_serve_concurrency
         )
@@ -259,6 +261,7 @@ class Node:
             registry=self.registry,
             on_verified=self.follower.observe_height,  # the chain's tip as peers show it (``lightning opt in``)
         )
+        self.consensus.on_decided = self.gossip.publish  # our own blocks go out when decided, before executing
         # At each epoch change (lightning/chain/hooks.py): the node set from the registry, then the topology from it.
         self.state.epoch_hooks.add(
             "topology", lambda change: (known_nodes.refresh(), self.topology.recompute(change.epoch))
@@ -388,31 +391,9 @@ class Node:
         return {"status": "ok" if self._ready else "starting", "node_id": str(self.keys.node_id)}
 
     def _register_rpc(self) -> None:
-        d = self.dispatcher
+        from lightning.rpc.node_rpc import register_node_rpc  # the node's own methods (docs/rpc.md)
 
-        async def ping() -> str:
-            return "pong"
-
-        async def health() -> dict[str, Any]:
-            return self.health()
-
-        async def node_status() -> dict[str, Any]:
-            return vars(self.status())
-
-        async def shutdown() -> bool:
-            logger.info("shutdown requested over RPC")
-            self.request_stop()
-            return True
-
-        d.add("flk_ping", ping)
-        d.add("flk_health", health)
-        d.add("flk_get_node_status", node_status)
-
-        async def video_streams() -> list[dict[str, Any]]:
-            return self.video.streams()
-
-        d.add("flk_video_streams", video_streams)
-        d.add("admin_shutdown", shutdown, admin=True)
+        register_node_rpc(self.dispatcher, self)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
