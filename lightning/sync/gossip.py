@@ -6,8 +6,9 @@ Each committed block is published once, by its proposer, on the broadcast ``cons
 ``{"block": block, "proof": commit proof}`` (canonical msgpack). A consensus proposer hands it over (:meth:`publish`)
 the moment its commit proof is formed, before executing it: the proof alone makes it final, and edge nodes then
 execute it while the committee does, instead of after the proposer's execution and write. Blocks nobody handed over
-(a one-member committee's sequencer) are published when they are executed here. Every node that receives it judges
-it against its own state before relaying it:
+(a one-member committee's sequencer) and blocks that may end the epoch (their message is stamped with the epoch after
+them) are published once executed here. Every node that receives it judges it against its own state before relaying
+it:
 
 =================================================  ==========================================================
 what                                               verdict
@@ -166,6 +167,11 @@ class BlockGossip:
         """A block the consensus just decided (its commit proof is formed), before it executes here: published now
         if this node proposed it, and not again when it executes."""
         if block.proposer != self.node_id or block.height in self._early:
+            return
+        info = self.state.epoch_info(block.epoch)
+        if info is None or block.timestamp_ms >= info.end_ms:
+            # It may end the epoch: published once executed, stamped with the next epoch (nodes that executed it
+            # already would drop a message stamped with the epoch before as past_epoch).
             return
         if len(self._early) >= EARLY_MAX:
             self._early.discard(min(self._early))
