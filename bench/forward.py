@@ -61,19 +61,34 @@ def start_nodes(homes: list[Path]) -> tuple[list[subprocess.Popen[bytes]], list[
             )
     urls = []
     deadline = time.monotonic() + 90
-    for home, proc in zip(homes, procs, strict=True):
-        while True:
-            assert proc.poll() is None, (home.parent / f"{home.name}.log").read_text()[-3000:]
-            try:
-                ports = json.loads((home / "run" / "ports.json").read_text())
-                if ports.get("pid") == proc.pid:
-                    urls.append(f"http://{ports['rpc']}/rpc/v0")
-                    break
-            except (FileNotFoundError, json.JSONDecodeError):
-                pass
-            assert time.monotonic() < deadline, "cluster not ready"
-            time.sleep(0.05)
+    try:
+        for home, proc in zip(homes, procs, strict=True):
+            while True:
+                assert proc.poll() is None, (home.parent / f"{home.name}.log").read_text()[-3000:]
+                try:
+                    ports = json.loads((home / "run" / "ports.json").read_text())
+                    if ports.get("pid") == proc.pid:
+                        urls.append(f"http://{ports['rpc']}/rpc/v0")
+                        break
+                except (FileNotFoundError, json.JSONDecodeError):
+                    pass
+                assert time.monotonic() < deadline, "cluster not ready"
+                time.sleep(0.05)
+    except BaseException:
+        stop_nodes(procs)  # one node failed to start: do not leave the others running
+        raise
     return procs, urls
+
+
+def stop_nodes(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def commit_ms(url: str, faucet: SigningKey, chain_id: int, nonce: int, seen_at: str | None = None) -> float:
@@ -106,14 +121,7 @@ def one_run(work: Path, base: str, committee: int, txs: int) -> dict[str, list[f
                     result[side].append(ms)
         return result
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_nodes(procs)
         shutil.rmtree(out, ignore_errors=True)
 
 
