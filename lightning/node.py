@@ -267,7 +267,11 @@ class Node:
             "topology", lambda change: (known_nodes.refresh(), self.topology.recompute(change.epoch))
         )
         # Peer admission at each epoch change: close the connections of peers that lost a role (they may reconnect).
-        self.state.epoch_hooks.add("admission", lambda change: self.pool.recheck())
+        # Not while replaying history: a node catching up would close live connections (maybe to the peer it syncs
+        # from) at every past change; each message is still judged by the current levels.
+        self.state.epoch_hooks.add(
+            "admission", lambda change: None if self.follower.catch_up().syncing else self.pool.recheck()
+        )
         # After a restart the first commit shows the current epoch (a no-op when it is unchanged).
         self.state.add_commit_listener(lambda _outcome: self.topology.set_epoch(current_epoch()))
 
