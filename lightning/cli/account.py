@@ -15,12 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
-from lightning.amounts import AmountError, format_flk, parse_flk
+from lightning.cli.common import DevOpt, HomeOpt, flk, flk_in_text, node_rpc_url, parse_amount, resolve_home
 from lightning.cli.registration import home_registration
 from lightning.config import load_config
-from lightning.crypto import SigningKey, parse_public_key
+from lightning.crypto import PublicKey, SigningKey, parse_public_key
 from lightning.errors import LightningError
-from lightning.home import Home, HomeError, default_home
+from lightning.home import Home
 from lightning.ids import NodeId
 from lightning.state.tx import TxMalformed, sign_transaction
 
@@ -30,21 +30,20 @@ account_app = typer.Typer(help="Account balances, transfers and faucet mints.", 
 stake_app = typer.Typer(help="Stake for this home's node: deposit, lock, unstake, withdraw.", no_args_is_help=True)
 opt_app = typer.Typer(help="Opt this home's node in or out of participation.", no_args_is_help=True)
 
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home", envvar="LIGHTNING_HOME", help="Node home directory [default: ~/.lightning]", show_default=False
-    ),
-]
 RpcOpt = Annotated[
-    str | None, typer.Option("--rpc", help="Node RPC URL [default: the home's running node]", show_default=False)
+    str | None,
+    typer.Option("--rpc", metavar="URL", help="Node RPC URL [default: the home's running node]", show_default=False),
 ]
 KeyOpt = Annotated[
     Path | None,
-    typer.Option("--key", help="Sign with this key file instead of the home's account key.", show_default=False),
+    typer.Option(
+        "--key", metavar="FILE", help="Sign with this key file instead of the home's account key.", show_default=False
+    ),
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the receipt.")]
-RecipientArg = Annotated[str, typer.Argument(help="Recipient address (64 hex digits).")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.1, metavar="SECONDS", help="How long to wait for the receipt.")
+]
+RecipientArg = Annotated[str, typer.Argument(metavar="TO", help="Recipient address (64 hex digits).")]
 
 RECEIPT_POLL_MS = 5000
 
@@ -60,43 +59,42 @@ class _Client:
         return rpc_call(self.url, method, list(params), timeout_s=timeout_s)
 
 
-def _client(home: Path | None, rpc: str | None) -> _Client:
-    h = Home((home.expanduser() if home else default_home()).absolute())
-    if rpc is not None:
-        return _Client(h, rpc)
-    ports = h.read_ports()
-    if ports is None:
-        raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start one, or pass --rpc URL")
-    return _Client(h, f"http://{ports['rpc']}/rpc/v0")
+def _client(home: Path | None, rpc: str | None, dev: bool = False) -> _Client:
+    """The home (it must exist unless --rpc names the node) and the RPC URL of its node."""
+    h = resolve_home(home, dev, must_exist=rpc is None)
+    return _Client(h, node_rpc_url(h, rpc, dev=dev, explicit_home=home is not None))
 
 
 def _signer(client: _Client, key_file: Path | None) -> SigningKey:
     if key_file is None:
         return client.home.load_key("account")
     try:
-        seed = bytes.fromhex(key_file.read_text("ascii").strip())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LightningError(f"{key_file}: not a key file ({exc})") from None
+        text = key_file.read_text("ascii").strip()
+    except FileNotFoundError:
+        raise typer.BadParameter(f"{key_file}: no such file", param_hint="--key") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"{key_file}: not a key file ({exc})", param_hint="--key") from None
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        seed = b""
     if len(seed) != 32:
-        raise LightningError(f"{key_file}: not a key file (expected 64 hex digits of an Ed25519 seed)")
+        raise typer.BadParameter(
+            f"{key_file}: not a key file (expected 64 hex digits of an Ed25519 seed)", param_hint="--key"
+        )
     return SigningKey(seed)
 
 
-def _amount(text: str) -> int:
-    s = text.strip()
-    if s.upper().endswith("FLK"):
-        s = s[:-3]
+def _address(text: str, name: str) -> PublicKey:
+    """An account address argument; a malformed one is a usage error (exit 2)."""
     try:
-        units = parse_flk(s)
-    except AmountError as exc:
-        raise LightningError(f"AMOUNT: {exc}") from None
-    if units == 0:
-        raise LightningError("AMOUNT: must be more than 0")
-    return units
+        return parse_public_key(text)
+    except LightningError as exc:
+        raise typer.BadParameter(f"{exc}", param_hint=name) from None
 
 
-def _flk(units: str | int) -> str:
-    return f"{format_flk(int(units))} FLK"
+_amount = parse_amount
+_flk = flk
 
 
 def _send(client: _Client, key: SigningKey, method: str, timeout_s: float, **args: Any) -> dict[str, Any]:
@@ -121,9 +119,8 @@ def _send(client: _Client, key: SigningKey, method: str, timeout_s: float, **arg
         if receipt is not None:
             break
     if receipt["status"] != "ok":
-        raise LightningError(
-            f"transaction {receipt['status']} (tx {tx_hash}, block {receipt['height']}): {receipt['reason']}"
-        )
+        reason = flk_in_text(str(receipt["reason"]))
+        raise LightningError(f"transaction {receipt['status']} (tx {tx_hash}, block {receipt['height']}): {reason}")
     return dict(receipt)
 
 
@@ -138,13 +135,17 @@ def _node_id(client: _Client) -> str:
 # -- account -------------------------------------------------------------------------------------------------------
 @account_app.command("balance")
 def balance(
-    address: Annotated[str | None, typer.Argument(help="Account address (default: this home's account).")] = None,
+    address: Annotated[
+        str | None, typer.Argument(metavar="ADDRESS", help="Account address (default: this home's account).")
+    ] = None,
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: RpcOpt = None,
 ) -> None:
     """Print an account's FLK balance and nonce."""
-    client = _client(home, rpc)
-    addr = parse_public_key(address).hex if address else client.home.load_key("account").public.hex
+    parsed = _address(address, "ADDRESS") if address else None
+    client = _client(home, rpc, dev)
+    addr = parsed.hex if parsed else client.home.load_key("account").public.hex
     info = client.call("flk_get_account_info", addr)
     typer.echo(f"address: {info['address']}")
     typer.echo(f"balance: {_flk(info['balance'])}")
@@ -157,15 +158,16 @@ def _payment(method: str, done: str, example: str, doc: str) -> Callable[..., No
     def command(
         to: RecipientArg,
         # a default rather than Annotated: postponed annotations are evaluated where ``example`` is not visible
-        amount: str = typer.Argument(help=f"FLK amount, e.g. {example}"),
+        amount: str = typer.Argument(metavar="AMOUNT", help=f"FLK amount, e.g. {example}"),
         home: HomeOpt = None,
+        dev: DevOpt = False,
         rpc: RpcOpt = None,
         key: KeyOpt = None,
         timeout: TimeoutOpt = 60.0,
     ) -> None:
-        client = _client(home, rpc)
-        recipient = parse_public_key(to)
+        recipient = _address(to, "TO")
         units = _amount(amount)
+        client = _client(home, rpc, dev)
         receipt = _send(client, _signer(client, key), method, timeout, to=recipient.raw, amount=units)
         _done(f"{done} {_flk(units)} to {recipient.hex}", receipt)
 
@@ -182,8 +184,9 @@ account_app.command("mint")(
 # -- stake ---------------------------------------------------------------------------------------------------------
 @stake_app.command("deposit")
 def deposit(
-    amount: Annotated[str, typer.Argument(help="FLK amount to stake, e.g. 1000")],
+    amount: Annotated[str, typer.Argument(metavar="AMOUNT", help="FLK amount to stake, e.g. 1000")],
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: RpcOpt = None,
     host: Annotated[
         str | None,
@@ -196,9 +199,9 @@ def deposit(
 ) -> None:
     """Stake FLK for this home's node; the first deposit registers it (a registration signed with the home's node
     and consensus keys, owned by its account key); with --host, a later deposit updates its host and ports."""
-    client = _client(home, rpc)
-    keys = client.home.load_keys()
     units = _amount(amount)
+    client = _client(home, rpc, dev)
+    keys = client.home.load_keys()
     args: dict[str, Any] = {"node": keys.node_id, "amount": units}
     info = client.call("flk_get_node_info", str(keys.node_id))
     if info is None or host is not None:
@@ -214,13 +217,16 @@ def deposit(
 
 @stake_app.command("lock")
 def lock(
-    epochs: Annotated[int, typer.Argument(help="Epochs to lock the stake for (no unstaking until then).", min=1)],
+    epochs: Annotated[
+        int, typer.Argument(metavar="EPOCHS", help="Epochs to lock the stake for (no unstaking until then).", min=1)
+    ],
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: RpcOpt = None,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Lock this node's stake for EPOCHS epochs."""
-    client = _client(home, rpc)
+    client = _client(home, rpc, dev)
     keys = client.home.load_keys()
     receipt = _send(client, keys.account, "stake_lock", timeout, node=keys.node_id, epochs=epochs)
     info = client.call("flk_get_node_info", str(keys.node_id))
@@ -229,15 +235,16 @@ def lock(
 
 @stake_app.command("unstake")
 def unstake(
-    amount: Annotated[str, typer.Argument(help="FLK amount to unstake, e.g. 500")],
+    amount: Annotated[str, typer.Argument(metavar="AMOUNT", help="FLK amount to unstake, e.g. 500")],
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: RpcOpt = None,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Unstake FLK; it can be withdrawn after the protocol's lock period (`lightning stake withdraw`)."""
-    client = _client(home, rpc)
-    keys = client.home.load_keys()
     units = _amount(amount)
+    client = _client(home, rpc, dev)
+    keys = client.home.load_keys()
     receipt = _send(client, keys.account, "unstake", timeout, node=keys.node_id, amount=units)
     info = client.call("flk_get_node_info", str(keys.node_id))
     _done(f"unstaked {_flk(units)}; withdrawable from epoch {info['locked_until']}", receipt)
@@ -246,25 +253,29 @@ def unstake(
 @stake_app.command("withdraw")
 def withdraw(
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: RpcOpt = None,
-    to: Annotated[str | None, typer.Option("--to", help="Recipient (default: this home's account).")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="ADDRESS", help="Recipient (default: this home's account).")
+    ] = None,
     timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Withdraw unstaked FLK once its lock period is over."""
-    client = _client(home, rpc)
+    recipient = _address(to, "--to") if to else None
+    client = _client(home, rpc, dev)
     keys = client.home.load_keys()
     args: dict[str, Any] = {"node": keys.node_id}
-    if to:
-        args["recipient"] = parse_public_key(to).raw
+    if recipient is not None:
+        args["recipient"] = recipient.raw
     before = client.call("flk_get_node_info", str(keys.node_id))
     receipt = _send(client, keys.account, "withdraw_unstaked", timeout, **args)
     _done(f"withdrew {_flk(before['locked'] if before else 0)}", receipt)
 
 
 @stake_app.command("info")
-def stake_info(home: HomeOpt = None, rpc: RpcOpt = None) -> None:
+def stake_info(home: HomeOpt = None, dev: DevOpt = False, rpc: RpcOpt = None) -> None:
     """Show this node's stake, locks and participation."""
-    client = _client(home, rpc)
+    client = _client(home, rpc, dev)
     _print_node(client, _node_id(client))
 
 
@@ -282,8 +293,8 @@ def _print_node(client: _Client, node_id: str) -> None:
 
 
 # -- opt -----------------------------------------------------------------------------------------------------------
-def _opt(method: str, home: Path | None, rpc: str | None, timeout: float) -> None:
-    client = _client(home, rpc)
+def _opt(method: str, home: Path | None, rpc: str | None, timeout: float, dev: bool = False) -> None:
+    client = _client(home, rpc, dev)
     keys = client.home.load_keys()
     receipt = _send(client, keys.account, method, timeout, node=keys.node_id)
     info = client.call("flk_get_node_info", str(keys.node_id))
@@ -293,6 +304,7 @@ def _opt(method: str, home: Path | None, rpc: str | None, timeout: float) -> Non
 @opt_app.command("in")
 def opt_in(
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: RpcOpt = None,
     timeout: TimeoutOpt = 60.0,
     force: Annotated[
@@ -302,8 +314,8 @@ def opt_in(
     """Opt this node in: it participates (may join committees) from the next epoch. Refused until the node has
     caught up with the chain (a member elected while far behind would stall its committee)."""
     if not force:
-        check_caught_up(_client(home, rpc))
-    _opt("opt_in", home, rpc, timeout)
+        check_caught_up(_client(home, rpc, dev))
+    _opt("opt_in", home, rpc, timeout, dev)
 
 
 def check_caught_up(client: _Client) -> None:
@@ -336,13 +348,13 @@ def check_caught_up(client: _Client) -> None:
 
 
 @opt_app.command("out")
-def opt_out(home: HomeOpt = None, rpc: RpcOpt = None, timeout: TimeoutOpt = 60.0) -> None:
+def opt_out(home: HomeOpt = None, dev: DevOpt = False, rpc: RpcOpt = None, timeout: TimeoutOpt = 60.0) -> None:
     """Opt this node out: it stops participating from the next epoch."""
-    _opt("opt_out", home, rpc, timeout)
+    _opt("opt_out", home, rpc, timeout, dev)
 
 
 @opt_app.command("status")
-def opt_status(home: HomeOpt = None, rpc: RpcOpt = None) -> None:
+def opt_status(home: HomeOpt = None, dev: DevOpt = False, rpc: RpcOpt = None) -> None:
     """Show this node's participation."""
-    client = _client(home, rpc)
+    client = _client(home, rpc, dev)
     _print_node(client, _node_id(client))

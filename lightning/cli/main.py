@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import inspect
 import json
 import logging
+import shutil
 import signal
 import sys
 import traceback
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,14 +24,16 @@ import typer
 import lightning
 from lightning.bootstrap import init_home
 from lightning.cli.account import account_app, opt_app, stake_app
+from lightning.cli.common import DevOpt, HomeOpt, flk_in_text, resolve_home
 from lightning.cli.dev import dev_app
+from lightning.cli.help import tidy
 from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
 from lightning.cli.registration import keys_registration
 from lightning.cli.simulate import simulate_app as _simulate_app  # noqa: F401  (registers `lightning dev simulate`)
 from lightning.config import Config, ConfigError, dump_toml, load_config
 from lightning.errors import LightningError, leaf_exceptions
 from lightning.genesis import load_genesis
-from lightning.home import Home, HomeError, Keys, default_home
+from lightning.home import Home, HomeError, Keys
 from lightning.logs import setup_logging
 
 logger = logging.getLogger("lightning.cli")
@@ -63,19 +68,9 @@ class LogFormat(enum.Enum):
     text = "text"
     json = "json"
 
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="LIGHTNING_HOME",
-        help="Node home directory [default: ~/.lightning; ~/.lightning-dev with --dev]",
-        show_default=False,
-    ),
-]
 
-
-def _home(path: Path | None, *, dev: bool = False) -> Home:
-    return Home((path.expanduser() if path else default_home(dev)).absolute())
+def _home(path: Path | None, *, dev: bool = False, must_exist: bool = False) -> Home:
+    return resolve_home(path, dev, must_exist=must_exist)
 
 
 def _log_level(config_level: str = "info") -> int:
@@ -116,6 +111,9 @@ def init(
     ] = None,
 ) -> None:
     """Create a home: config.toml and three Ed25519 keys (node, consensus, account)."""
+    if genesis is not None and not genesis.is_file():
+        why = "no such file" if not genesis.exists() else "not a regular file"
+        raise typer.BadParameter(f"{genesis}: {why}", param_hint="--genesis")
     _configure_logging()
     h = _home(home, dev=dev)
     keys = init_home(h, dev=dev, force=force, genesis_src=genesis)
@@ -135,10 +133,11 @@ def _print_keys(keys: Keys) -> None:
 @keys_app.command("generate")
 def keys_generate(
     home: HomeOpt = None,
+    dev: DevOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing keys.")] = False,
 ) -> None:
     """Generate the node, consensus and account keys."""
-    h = _home(home)
+    h = _home(home, dev=dev)
     if h.has_keys() and not force:
         raise HomeError(f"{h.keystore}: keys exist; pass --force to replace them (the node id will change)")
     h.ensure_dirs()
@@ -149,9 +148,9 @@ def keys_generate(
 
 
 @keys_app.command("show")
-def keys_show(home: HomeOpt = None) -> None:
+def keys_show(home: HomeOpt = None, dev: DevOpt = False) -> None:
     """Show the public keys and the node id."""
-    _print_keys(_home(home).load_keys())
+    _print_keys(_home(home, dev=dev, must_exist=True).load_keys())
 
 
 keys_app.command("registration")(keys_registration)
@@ -160,73 +159,136 @@ keys_app.command("registration")(keys_registration)
 @app.command("print-config")
 def print_config(
     home: HomeOpt = None,
+    dev: DevOpt = False,
     default: Annotated[bool, typer.Option("--default", help="Print the built-in defaults.")] = False,
 ) -> None:
     """Print the effective config as TOML."""
-    config = Config() if default else load_config(_home(home).config_path)
+    config = Config() if default else load_config(_home(home, dev=dev, must_exist=True).config_path)
     typer.echo(dump_toml(config), nl=False)
 
 
 @app.command()
 def run(
     home: HomeOpt = None,
-    dev: Annotated[bool, typer.Option("--dev", help="Run a single-node dev network (creates its home).")] = False,
-    listen_host: Annotated[str | None, typer.Option(help="Override node.listen_host.", show_default=False)] = None,
-    rpc_host: Annotated[str | None, typer.Option(help="Override node.rpc_host.", show_default=False)] = None,
-    http_port: Annotated[int | None, typer.Option(help="Override http.port (0 = any).", show_default=False)] = None,
-    rpc_port: Annotated[int | None, typer.Option(help="Override rpc.port (0 = any).", show_default=False)] = None,
-    quic_port: Annotated[
-        int | None, typer.Option(help="Override net.port (0 = any).", show_default=False, min=0, max=65535)
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Run a single-node dev network in ~/.lightning-dev (created if missing).")
+    ] = False,
+    listen_host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Override node.listen_host.", show_default=False)
     ] = None,
+    rpc_host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Override node.rpc_host.", show_default=False)
+    ] = (None),
+    http_port: Annotated[int | None, typer.Option(help="Override http.port (0 = any free port).")] = None,
+    rpc_port: Annotated[int | None, typer.Option(help="Override rpc.port (0 = any free port).")] = None,
+    quic_port: Annotated[int | None, typer.Option(help="Override net.port (0 = any free port).")] = None,
+    hints: Annotated[bool, typer.Option("--hints/--no-hints", hidden=True)] = True,  # off for `dev cluster` nodes
 ) -> None:
-    """Run the node in the foreground until SIGINT/SIGTERM."""
+    """Run the node in the foreground until SIGINT/SIGTERM; once it is ready, print its URLs and what to try next."""
     from lightning.config import parse_section
     from lightning.node import Node
 
+    for name, value in (("--http-port", http_port), ("--rpc-port", rpc_port), ("--quic-port", quic_port)):
+        if value is not None and not 0 <= value <= 65535:
+            raise typer.BadParameter(f"{value} is not a port (0..65535; 0 = any free port)", param_hint=name)
     _configure_logging()
-    h = _home(home, dev=dev)
+    h = _home(home, dev=dev, must_exist=not dev)
+    created: Path | None = None  # a dev home this run created: removed again if the node never becomes ready
     if dev and not h.exists():
+        fresh = not h.root.exists()
         init_home(h, dev=True, force=False)
+        created = h.root if fresh else None
         logger.info("created dev home %s", h.root)
-    if not h.exists():
-        raise HomeError(
-            f"{h.config_path}: no config; run `lightning init --home {h.root}` first (or `lightning run --dev`)"
-        )
-    with h.lock():
-        config = load_config(h.config_path)
-        overrides: dict[str, dict[str, Any]] = {"node": {}, "http": {}, "rpc": {}}
-        if listen_host is not None:
-            overrides["node"]["listen_host"] = listen_host
-        if rpc_host is not None:
-            overrides["node"]["rpc_host"] = rpc_host
-        if http_port is not None:
-            overrides["http"]["port"] = http_port
-        if rpc_port is not None:
-            overrides["rpc"]["port"] = rpc_port
-        for section, values in overrides.items():
-            if values:
-                merged = {**dataclasses.asdict(getattr(config, section)), **values}
-                try:
-                    new = parse_section(type(getattr(config, section)), merged, section)
-                except ConfigError as exc:
-                    raise ConfigError(f"command line: {exc}") from None
-                config = dataclasses.replace(config, **{section: new})
-        if quic_port is not None:  # range-checked by the option itself
-            config = dataclasses.replace(config, net=dataclasses.replace(config.net, port=quic_port))
-        _configure_logging(config)
-        genesis = load_genesis(h.genesis_path(config.node.genesis))
-        keys = h.load_keys()
-        node = Node(home=h, config=config, genesis=genesis, keys=keys)
-        logger.info("lightning-py %s starting: home %s, node %s", lightning.__version__, h.root, keys.node_id)
-        trio.run(_serve, node, config.node.shutdown_grace_s)
+    ready = False
+
+    def on_ready(ports: dict[str, Any]) -> None:
+        nonlocal ready
+        ready = True
+        if hints and not G.quiet:
+            home_args = "--dev" if dev and home is None else f"--home {h.root}"
+            for line in ready_lines(ports, home_args):
+                typer.echo(line)
+
+    try:
+        with h.lock():
+            config = load_config(h.config_path)
+            overrides: dict[str, dict[str, Any]] = {"node": {}, "http": {}, "rpc": {}}
+            options = {("node", "listen_host"): "--listen-host", ("node", "rpc_host"): "--rpc-host"}
+            if listen_host is not None:
+                overrides["node"]["listen_host"] = listen_host
+            if rpc_host is not None:
+                overrides["node"]["rpc_host"] = rpc_host
+            if http_port is not None:
+                overrides["http"]["port"] = http_port
+            if rpc_port is not None:
+                overrides["rpc"]["port"] = rpc_port
+            for section, values in overrides.items():
+                if values:
+                    merged = {**dataclasses.asdict(getattr(config, section)), **values}
+                    try:
+                        new = parse_section(type(getattr(config, section)), merged, section)
+                    except ConfigError as exc:
+                        hint = next(
+                            (o for (sec, key), o in options.items() if sec == section and key in str(exc)), None
+                        )
+                        raise typer.BadParameter(str(exc), param_hint=hint) from None
+                    config = dataclasses.replace(config, **{section: new})
+            if quic_port is not None:
+                config = dataclasses.replace(config, net=dataclasses.replace(config.net, port=quic_port))
+            _configure_logging(config)
+            genesis_path = h.genesis_path(config.node.genesis)
+            if not genesis_path.exists():
+                raise HomeError(
+                    f"{genesis_path}: no genesis; copy your network's genesis file there (`lightning init --genesis"
+                    " FILE` does it for a new home; format: docs/genesis.md), or `lightning run --dev` for a local one"
+                )
+            genesis = load_genesis(genesis_path)
+            keys = h.load_keys()
+            node = Node(home=h, config=config, genesis=genesis, keys=keys)
+            logger.info("lightning-py %s starting: home %s, node %s", lightning.__version__, h.root, keys.node_id)
+            trio.run(_serve, node, config.node.shutdown_grace_s, on_ready)
+    except BaseException:
+        if created is not None and not ready:
+            shutil.rmtree(created, ignore_errors=True)
+            logger.info("removed the dev home %s again: the node did not start", created)
+        raise
     logger.info("stopped")
 
 
-async def _serve(node: Any, grace_s: float) -> None:
+def ready_lines(ports: dict[str, Any], home_args: str) -> list[str]:
+    """What ``lightning run`` prints once the node is ready: its URLs and the next commands to try."""
+    http, rpc = ports.get("http"), ports.get("rpc")
+    if http is None or rpc is None:
+        return []
+    status_args = home_args
+    if home_args == "--dev" and "dev" not in inspect.signature(status).parameters:
+        status_args = f"--home {resolve_home(None, True, must_exist=False).root}"
+    return [
+        f"ready: node {ports.get('node_id', '?')}",
+        f"  client  http://{http}  (content: /services/0/blake3/<root>, /services/0/ipfs/<cid>)",
+        f"  rpc     http://{rpc}/rpc/v0  (metrics: http://{rpc}/metrics)",
+        "next, in another terminal:",
+        f"  curl http://{http}/health",
+        f"  lightning dev store FILE {home_args}             # prints the object's <root>",
+        f"  curl -o copy http://{http}/services/0/blake3/<root>",
+        f"  lightning status {status_args}",
+        "Ctrl-C stops the node.",
+    ]
+
+
+async def _serve(node: Any, grace_s: float, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, node, nursery.cancel_scope, grace_s)
-        await node.run()
-        nursery.cancel_scope.cancel()
+        ports = await nursery.start(_run_node, node, nursery.cancel_scope)
+        if on_ready is not None:
+            on_ready(ports)
+
+
+async def _run_node(
+    node: Any, scope: trio.CancelScope, *, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED
+) -> None:
+    await node.run(task_status=task_status)
+    scope.cancel()
 
 
 async def _watch_signals(node: Any, scope: trio.CancelScope, grace_s: float) -> None:
@@ -243,44 +305,93 @@ async def _watch_signals(node: Any, scope: trio.CancelScope, grace_s: float) -> 
 
 @app.command("bench")
 def bench(
-    target: Annotated[list[str], typer.Option("--target", help="Node client endpoint, e.g. http://127.0.0.1:4220.")],
-    cid: Annotated[list[str] | None, typer.Option("--cid", help="IPFS CID to request (repeatable).")] = None,
-    root: Annotated[list[str] | None, typer.Option("--root", help="Blake3 root (hex) to request (repeatable).")] = None,
-    requests: Annotated[int | None, typer.Option("--requests", help="Total requests.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Concurrent requests.")] = 8,
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds.")] = None,
-    service: Annotated[int, typer.Option("--service", help="Service id: 0 content, 1 video.")] = 0,
-    timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")] = 30.0,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    target: Annotated[
+        list[str], typer.Option("--target", metavar="URL", help="Node client endpoint, e.g. http://127.0.0.1:4220.")
+    ],
+    cid: Annotated[list[str] | None, typer.Option("--cid", metavar="CID", help="IPFS CID to request.")] = None,
+    root: Annotated[list[str] | None, typer.Option("--root", metavar="ROOT", help="Blake3 root (hex) to request.")] = (
+        None
+    ),
+    requests: Annotated[
+        int | None, typer.Option("--requests", min=1, help="Total requests [default: 100 without --duration].")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent requests.")] = 8,
+    duration: Annotated[
+        float | None, typer.Option("--duration", min=0.1, metavar="SECONDS", help="Stop after this long.")
+    ] = None,
+    service: Annotated[int, typer.Option("--service", min=0, help="Service id: 0 content, 1 video.")] = 0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Per-request timeout.")
+    ] = 30.0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Also write the report as JSON here.")
+    ] = None,
 ) -> None:
-    """Load-test nodes: TTFB and TTFL p50/p90/p99, throughput and errors, in total and per node."""
-    from lightning.loadgen import BenchError, run_load, terminal_progress
+    """Load-test nodes: TTFB and TTFL p50/p90/p99 (ms), requests/s, MB/s and errors, in total and per node."""
+    from lightning.cli.progress import count_progress
+    from lightning.loadgen import BenchError, Target, run_load
 
+    for url in target:
+        try:
+            Target.parse(url)
+        except BenchError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--target "), param_hint="--target") from None
+    if not cid and not root:
+        raise typer.BadParameter("name what to request: --cid CID or --root ROOT (repeatable)", param_hint="--root")
     paths = [f"/services/{service}/ipfs/{c}" for c in cid or []]
     for r in root or []:
         if len(r) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in r):
-            raise BenchError(f"--root {r!r}: expected 64 hex digits")
+            raise typer.BadParameter(f"{r!r}: expected 64 hex digits", param_hint="--root")
         paths.append(f"/services/{service}/blake3/{r.lower()}")
+    if json_path is not None and not json_path.absolute().parent.is_dir():
+        raise typer.BadParameter(f"{json_path}: its directory does not exist", param_hint="--json")
     if requests is None and duration is None:
         requests = 100
-    report = trio.run(
-        functools.partial(
-            run_load,
-            target,
-            paths,
-            requests=requests,
-            concurrency=concurrency,
-            duration_s=duration,
-            timeout_s=timeout,
-            progress=terminal_progress,
+    with count_progress("requests") as progress:
+        report = trio.run(
+            functools.partial(
+                run_load,
+                target,
+                paths,
+                requests=requests,
+                concurrency=concurrency,
+                duration_s=duration,
+                timeout_s=timeout,
+                progress=progress,
+            )
         )
-    )
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
-    for line in report.lines():
+    for line in bench_table(report.as_dict()):
         typer.echo(line)
     if json_path is not None:
         json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+
+
+def bench_table(report: dict[str, Any]) -> list[str]:
+    """The ``lightning bench`` table: one row per node and a total, every column with its unit."""
+
+    def ms(v: float | None) -> str:
+        return f"{'-':>8}" if v is None else f"{v:>8.2f}"
+
+    def row(name: str, s: dict[str, Any]) -> str:
+        b, f = s["ttfb_ms"], s["ttfl_ms"]
+        return (
+            f"{name:<28} {s['ok']:>7} {s['errors']:>6} {s['requests_per_s']:>9.1f}  "
+            f"{ms(b['p50'])} {ms(b['p90'])} {ms(b['p99'])}  {ms(f['p50'])} {ms(f['p90'])} {ms(f['p99'])}  "
+            f"{s['throughput_mb_s']:>7.1f}"
+        )
+
+    out = [
+        f"{'node':<28} {'ok':>7} {'errors':>6} {'req/s':>9}  {'TTFB ms':>8} {'':>8} {'':>8}  "
+        f"{'TTFL ms':>8} {'':>8} {'':>8}  {'MB/s':>7}",
+        f"{'':<28} {'':>7} {'':>6} {'':>9}  {'p50':>8} {'p90':>8} {'p99':>8}  {'p50':>8} {'p90':>8} {'p99':>8}",
+    ]
+    out += [row(name, s) for name, s in report["nodes"].items()]
+    out.append(row("total", report["total"]))
+    out.append(f"{report['elapsed_s']:.1f} s; TTFB: time to first byte, TTFL: time to last byte; MB = 10^6 bytes")
+    kinds = report["total"]["errors_by_kind"]
+    if kinds:
+        out.append("errors: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+    return out
 
 
 @app.command()
@@ -322,7 +433,8 @@ def rpc_call(url: str, method: str, params: Any = None, *, timeout_s: float = 10
     except (OSError, ValueError) as exc:
         raise LightningError(f"bad answer from {url}: {exc}") from None
     if "error" in answer:
-        raise LightningError(f"{method}: {answer['error'].get('message')}")
+        message = str(answer["error"].get("message"))
+        raise LightningError(f"{method}: {flk_in_text(message) if method == 'flk_send_txn' else message}")
     return answer["result"]
 
 
@@ -357,11 +469,16 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def command() -> Any:
+    """The click command tree of ``app``, with readable help (lightning.cli.help)."""
+    return tidy(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors, exit 1 for failures, 2 for usage errors."""
     args = _hoist_global_options(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, prog_name="lightning", standalone_mode=False)
+        command().main(args=args, prog_name="lightning", standalone_mode=False)
     except typer.Abort:
         _fail("aborted", 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument, bad value

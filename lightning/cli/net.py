@@ -13,44 +13,43 @@ from typing import Annotated
 import typer
 
 from lightning.blockstore.store import BlockStore
-from lightning.cli.dev import dev_app
+from lightning.cli.common import DevOpt, HomeOpt, node_rpc_url, resolve_home
+from lightning.cli.dev import dev_app, parse_root
 from lightning.config import load_config
-from lightning.home import Home, HomeError, default_home
 
 __all__ = ["fetch"]
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home", envvar="LIGHTNING_HOME", help="Node home directory [default: ~/.lightning]", show_default=False
-    ),
-]
 
 
 @dev_app.command("fetch")
 def fetch(
-    root: Annotated[str, typer.Argument(help="Object root (hex).")],
+    root: Annotated[str, typer.Argument(metavar="ROOT", help="Object root (hex).")],
     peer: Annotated[
         list[str] | None,
         typer.Option(
-            "--peer", help="NODE_ID@HOST:PORT to fetch from; repeat to try several in order [default: known peers]."
+            "--peer",
+            metavar="NODE_ID@HOST:PORT",
+            help="A peer to fetch from; repeat to try several in order [default: known peers].",
         ),
     ] = None,
     home: HomeOpt = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Then write the object here.")] = None,
+    dev: DevOpt = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Then write the object here.")
+    ] = None,
     pin: Annotated[bool, typer.Option("--pin", help="Never evict the fetched object.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the node.")] = 600.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, metavar="SECONDS", help="How long to wait for the node.")
+    ] = 600.0,
 ) -> None:
     """Fetch an object from a peer into the running node's blockstore, verifying every block."""
     from lightning.cli.main import rpc_call  # main imports this module
 
-    h = Home((home.expanduser() if home else default_home()).absolute())
-    ports = h.read_ports()
-    if ports is None:
-        raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start one with `lightning run`")
-    result = rpc_call(
-        f"http://{ports['rpc']}/rpc/v0", "admin_fetch", {"root": root, "peer": peer, "pin": pin}, timeout_s=timeout
-    )
+    parse_root(root)
+    if output is not None and not output.absolute().parent.is_dir():
+        raise typer.BadParameter(f"{output}: its directory does not exist", param_hint="-o/--output")
+    h = resolve_home(home, dev)
+    url = node_rpc_url(h, dev=dev, explicit_home=home is not None)
+    result = rpc_call(url, "admin_fetch", {"root": root, "peer": peer, "pin": pin}, timeout_s=timeout)
     source = result["peer"] or "the local store (already there)"
     typer.echo(f"{result['root']}  {result['length']} bytes from {source}")
     if output is None:

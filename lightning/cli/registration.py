@@ -7,15 +7,15 @@ The blob is signed with the home's node key and consensus key and names the one 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lightning.cli.common import DevOpt, HomeOpt, resolve_home
 from lightning.config import Config, load_config
 from lightning.errors import LightningError
 from lightning.genesis import load_genesis
-from lightning.home import Home, default_home
+from lightning.home import Home
 from lightning.ids import AccountId
 from lightning.state.records import Ports
 from lightning.state.registration import RegistrationError, decode_registration, sign_registration
@@ -100,12 +100,8 @@ def keys_registration(
     owner: Annotated[
         str, typer.Option("--owner", help="The account (address) that stakes for this node; only it can use the blob.")
     ],
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home", envvar="LIGHTNING_HOME", help="Node home directory [default: ~/.lightning]", show_default=False
-        ),
-    ] = None,
+    home: HomeOpt = None,
+    dev: DevOpt = False,
     host: Annotated[
         str | None,
         typer.Option("--host", help="Address peers reach this node at [default: node.listen_host]", show_default=False),
@@ -128,9 +124,12 @@ def keys_registration(
     ] = None,
 ) -> None:
     """Print this node's signed registration (hex) for a wallet's first stake; details go to stderr."""
-    h = Home((home.expanduser() if home else default_home()).absolute())
+    try:
+        account = AccountId.parse(owner)
+    except LightningError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--owner") from None
+    h = resolve_home(home, dev)
     config = load_config(h.config_path)
-    account = AccountId.parse(owner)
     if chain_id is None:
         path = h.genesis_path(config.node.genesis)
         if not path.exists():

@@ -87,7 +87,8 @@ class ClusterSupervisor:
     async def _run_node(
         self, node: NodeLayout, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        cmd = [self.python, "-m", "lightning", "run", "--home", str(node.home), *self.extra_args]
+        # --no-hints: the cluster prints its own next steps once, not one set per node
+        cmd = [self.python, "-m", "lightning", "run", "--home", str(node.home), "--no-hints", *self.extra_args]
         process = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         running = _Running(node, process)
         self.running[node.name] = running
@@ -145,6 +146,7 @@ class NodeFailedToStart(LightningError):
     def __init__(self, name: str, tail: list[str]) -> None:
         super().__init__(f"{name} exited before it was ready; last lines:\n" + "\n".join(tail))
         self.name = name
+        self.tail = tail
 
 
 async def _healthy(hostport: str) -> bool:

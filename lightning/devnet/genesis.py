@@ -111,6 +111,9 @@ def make_cluster(
     Raises :class:`DevnetError` for impossible parameters or a non-empty ``out``."""
     if nodes < 1:
         raise DevnetError("--nodes: need at least 1 node")
+    for option, port in (("--http-port", http_port), ("--rpc-port", rpc_port), ("--quic-port", quic_port)):
+        if not 1 <= port <= 65535:
+            raise DevnetError(f"{option}: {port} is not a port a genesis can publish (1..65535)")
     if not 1 <= committee <= nodes:
         raise DevnetError(f"--committee: must be between 1 and the number of nodes ({nodes}), got {committee}")
     if out.exists() and any(out.iterdir()):
@@ -158,6 +161,7 @@ def make_cluster(
             node=NodeConfig(listen_host=bind, rpc_host=bind),
             http=HttpConfig(port=http_port),
             rpc=RpcConfig(port=rpc_port),
+            net=dataclasses.replace(Config().net, port=quic_port),
         )
         home.ensure_dirs()
         home.write_keys(k)

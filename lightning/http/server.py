@@ -53,7 +53,7 @@ import prometheus_client
 import trio
 
 from lightning.errors import LightningError
-from lightning.hostport import join_host_port
+from lightning.hostport import bind_error_message, join_host_port
 from lightning.http.config import HttpLimits
 
 __all__ = [
@@ -673,18 +673,7 @@ async def serve_connection(
 
 
 def _bind_error(name: str, host: str, port: int, exc: OSError) -> HttpBindError:
-    where = join_host_port(host, port)
-    if exc.errno == errno.EADDRINUSE:
-        why = "the port is already in use (another node or program?); stop it or configure another port"
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = "the address is not on this machine; check the configured host"
-    elif exc.errno == errno.EACCES:
-        why = "permission denied (ports below 1024 need privileges); configure another port"
-    elif isinstance(exc, trio.socket.gaierror):
-        why = f"cannot resolve the host ({exc.strerror})"
-    else:
-        why = exc.strerror or str(exc)
-    return HttpBindError(f"{name}: cannot listen on {where}: {why}")
+    return HttpBindError(bind_error_message(name, host, port, exc))
 
 
 async def serve_http(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import trio
 
 from lightning.errors import LocalProtocolError
-from lightning.hostport import join_host_port
+from lightning.hostport import bind_error_message, join_host_port
 from lightning.net.errors import NetError
 
 __all__ = [
@@ -118,23 +118,13 @@ def check_size(data: bytes) -> None:
         )
 
 
-def _bind_error(host: str, port: int, exc: OSError) -> DatagramBindError:
-    where = join_host_port(host, port)
-    if isinstance(exc, socket.gaierror):
-        why = f"cannot resolve the host ({exc.strerror}); check the configured host"
-    elif exc.errno == errno.EADDRINUSE:
-        why = "the port is already in use (another node or program?); stop it or configure another port"
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = "the address is not on this machine; check the configured host"
-    elif exc.errno == errno.EACCES:
-        why = "permission denied (ports below 1024 need privileges); configure another port"
-    else:
-        why = exc.strerror or str(exc)
-    return DatagramBindError(f"cannot bind {where}/udp: {why}")
+def _bind_error(name: str, host: str, port: int, exc: OSError) -> DatagramBindError:
+    return DatagramBindError(bind_error_message(name, host, port, exc, udp=True))
 
 
-async def open_udp_socket(host: str, port: int) -> UdpSocket:
-    """A UDP socket bound to ``host:port`` (port 0 = any free port); IPv6 if ``host`` contains a colon.
+async def open_udp_socket(host: str, port: int, *, name: str = "pinger") -> UdpSocket:
+    """A UDP socket bound to ``host:port`` (port 0 = any free port); IPv6 if ``host`` contains a colon. ``name``
+    says whose socket it is in a bind error (``pinger: cannot bind …``).
 
     Raises:
         DatagramBindError: the port is taken, the address is not local, permission denied, or the host does not
@@ -146,7 +136,7 @@ async def open_udp_socket(host: str, port: int) -> UdpSocket:
         await sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise _bind_error(host, port, exc) from exc
+        raise _bind_error(name, host, port, exc) from exc
     except BaseException:
         sock.close()
         raise

@@ -23,6 +23,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 from lightning.crypto import SigningKey
+from lightning.hostport import bind_error_message
 from lightning.ids import NodeId
 from lightning.net.config import NetConfig
 from lightning.net.driver import QuicConn
@@ -107,7 +108,7 @@ class QuicEndpoint:
             try:
                 sock.bind((self.host, self.config.port))
             except OSError as exc:
-                raise NetError(f"cannot bind QUIC to {self.host}:{self.config.port}/udp ({exc.strerror})") from None
+                raise NetError(bind_error_message("quic", self.host, self.config.port, exc, udp=True)) from None
             sock.setblocking(False)
             self._sock = sock
             addr = sock.getsockname()

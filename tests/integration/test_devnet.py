@@ -47,13 +47,13 @@ def test_dev_genesis_compose_hosts(tmp_path):
 
 def test_dev_genesis_bad_parameters(tmp_path):
     res = run_cli("dev", "genesis", "--nodes", "2", "--committee", "3", "--out", str(tmp_path / "x"))
-    assert res.returncode == 1 and "--committee: must be between 1 and the number of nodes (2)" in res.stderr
+    assert res.returncode == 2 and "--committee: a committee of 3 needs at least 3 nodes" in res.stderr  # usage
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "f").write_text("x")
     res = run_cli("dev", "genesis", "--out", str(tmp_path / "full"))
     assert res.returncode == 1 and "not empty" in res.stderr
     res = run_cli("dev", "genesis", "--host-base", "nope", "--out", str(tmp_path / "y"))
-    assert res.returncode == 1 and "--host-base" in res.stderr
+    assert res.returncode == 2 and "--host-base" in res.stderr
 
 
 def _wait_for_line(proc_log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> str:
@@ -100,11 +100,11 @@ def test_cluster_becomes_healthy_reports_a_dead_node_and_stops_cleanly(tmp_path)
             proc.kill()
             proc.wait()
 
-    # --keep reuses the same homes (same node ids); without it the cluster is regenerated
+    # --keep reuses the same homes (same node ids); --fresh regenerates the cluster
     ids = [n.node_id for n in layout.nodes]
     for keep, same in ((True, True), (False, False)):
         args = ["dev", "cluster", "--nodes", "4", "--home", str(home), "--host-base", "127.32.0.1"]
-        args += ["--keep"] if keep else []
+        args += ["--keep"] if keep else ["--fresh"]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(lightning_cmd(*args), stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -86,16 +86,16 @@ def test_flags_override_the_config(home: Home, capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.parametrize(
-    ("args", "reason"),
+    ("args", "code", "reason"),
     [
-        (("--owner", "ab" * 32, "--chain-id", "7"), "pass --host"),  # listen_host is 0.0.0.0 after `init`
-        (("--owner", "ab" * 32, "--host", "10.0.0.1"), "no genesis file to read the chain id from; pass --chain-id"),
-        (("--owner", "zz", "--host", "10.0.0.1", "--chain-id", "7"), "'zz' is not hex"),
-        (("--owner", "ab" * 32, "--host", "not a host", "--chain-id", "7"), "neither an IP address nor a host name"),
+        (("--owner", "ab" * 32, "--chain-id", "7"), 1, "pass --host"),  # listen_host is 0.0.0.0 after `init`
+        (("--owner", "ab" * 32, "--host", "10.0.0.1"), 1, "no genesis file to read the chain id from; pass --chain-id"),
+        (("--owner", "zz", "--host", "10.0.0.1", "--chain-id", "7"), 2, "'zz' is not hex"),  # a bad value: usage
+        (("--owner", "ab" * 32, "--host", "not a host", "--chain-id", "7"), 1, "neither an IP address nor a host name"),
     ],
 )
 def test_errors_say_what_to_do(
-    home: Home, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], reason: str
+    home: Home, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], code: int, reason: str
 ) -> None:
-    code, out, err = cli(capsys, "keys", "registration", "--home", str(home.root), *args)
-    assert code == 1 and out == "" and reason in err
+    got, out, err = cli(capsys, "keys", "registration", "--home", str(home.root), *args)
+    assert got == code and out == "" and reason in err
