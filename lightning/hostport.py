@@ -16,6 +16,7 @@ def join_host_port(host: str, port: int) -> str:
 # socket name -> (its `lightning run` port option, its config key, the host option and key it binds)
 _SETTINGS: dict[str, tuple[str | None, str | None, str, str]] = {
     "http": ("--http-port", "http.port", "--listen-host", "node.listen_host"),
+    "client": ("--http-port", "http.port", "--listen-host", "node.listen_host"),  # the client endpoint's HTTP
     "rpc": ("--rpc-port", "rpc.port", "--rpc-host", "node.rpc_host"),
     "quic": ("--quic-port", "net.port", "--listen-host", "node.listen_host"),
     "pinger": (None, None, "--listen-host", "node.listen_host"),
@@ -23,9 +24,9 @@ _SETTINGS: dict[str, tuple[str | None, str | None, str, str]] = {
 
 
 def bind_error_message(name: str, host: str, port: int, exc: OSError, *, udp: bool = False) -> str:
-    """One line for a socket ``name`` (``http``, ``rpc``, ``quic``, ``pinger``) that could not bind ``host:port``:
-    what happened and what to do, naming the ``lightning run`` option and config key that choose another port or
-    host (every endpoint says it the same way).
+    """One line for a socket ``name`` (``client``/``http``, ``rpc``, ``quic``, ``pinger``) that could not bind
+    ``host:port``: what happened and what to do, naming the ``lightning run`` option and config key that choose
+    another port or host (every endpoint says it the same way).
 
     >>> import errno
     >>> print(bind_error_message("quic", "::1", 4300, OSError(errno.EADDRINUSE, "in use"), udp=True))

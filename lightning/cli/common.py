@@ -8,14 +8,17 @@ which home it looked at and how to get one; when it looked at ``~/.lightning`` a
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lightning.amounts import AmountError, format_flk, parse_flk
+from lightning.config import Config
 from lightning.home import Home, HomeError, default_home
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "node_rpc_url",
     "parse_amount",
     "resolve_home",
+    "taken_ports_hint",
 ]
 
 HomeOpt = Annotated[
@@ -95,6 +99,35 @@ def node_rpc_url(h: Home, rpc: str | None = None, *, dev: bool = False, explicit
             f"no node is running on {_tilde(h.root)}, but the dev node is ({_tilde(other.root)}): add --dev"
         )
     raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start it with `{start}`, or pass --rpc URL")
+
+
+def taken_ports_hint(config: Config | None, command: str) -> str:
+    """After a bind failed: which of the node's fixed ports are taken on this machine, and the command line that
+    runs it beside whatever holds them (``--http-port 0 …``: any free port). Empty if none is taken (any more)."""
+    if config is None:
+        return ""
+    checks = (
+        ("--http-port", config.node.listen_host, config.http.port, socket.SOCK_STREAM, "tcp"),
+        ("--rpc-port", config.node.rpc_host, config.rpc.port, socket.SOCK_STREAM, "tcp"),
+        ("--quic-port", config.node.listen_host, config.net.port, socket.SOCK_DGRAM, "udp"),
+    )
+    taken = []
+    for option, host, port, kind, proto in checks:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the node's listener does
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    taken.append((option, f"{port}/{proto}"))
+    if not taken:
+        return ""
+    ports = ", ".join(where for _, where in taken)
+    flags = " ".join(f"{option} 0" for option, _ in taken)
+    return f"taken here: {ports}; to run beside it: `{command} {flags}` (0 = any free port)"
 
 
 # -- FLK amounts ---------------------------------------------------------------------------------------------------

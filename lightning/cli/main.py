@@ -24,7 +24,7 @@ import typer
 import lightning
 from lightning.bootstrap import init_home
 from lightning.cli.account import account_app, opt_app, stake_app
-from lightning.cli.common import DevOpt, HomeOpt, flk_in_text, resolve_home
+from lightning.cli.common import DevOpt, HomeOpt, flk_in_text, resolve_home, taken_ports_hint
 from lightning.cli.dev import dev_app
 from lightning.cli.help import tidy
 from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
@@ -200,6 +200,7 @@ def run(
         created = h.root if fresh else None
         logger.info("created dev home %s", h.root)
     ready = False
+    config = load_config(h.config_path) if h.exists() else None
 
     def on_ready(ports: dict[str, Any]) -> None:
         nonlocal ready
@@ -247,10 +248,15 @@ def run(
             node = Node(home=h, config=config, genesis=genesis, keys=keys)
             logger.info("lightning-py %s starting: home %s, node %s", lightning.__version__, h.root, keys.node_id)
             trio.run(_serve, node, config.node.shutdown_grace_s, on_ready)
-    except BaseException:
+    except BaseException as exc:
         if created is not None and not ready:
             shutil.rmtree(created, ignore_errors=True)
             logger.info("removed the dev home %s again: the node did not start", created)
+        in_use = [e for e in leaf_exceptions(exc) if isinstance(e, LightningError) and "already in use" in str(e)]
+        if in_use and not ready:  # name every taken port at once, not one per attempt
+            hint = taken_ports_hint(config, "lightning run --dev" if dev and home is None else "lightning run")
+            if hint:
+                raise LightningError(f"{in_use[0]}; {hint}") from None
         raise
     logger.info("stopped")
 

@@ -123,6 +123,9 @@ def test_dev_node_with_its_quic_port_taken_says_which_option_and_leaves_no_home(
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith(f"lightning: error: component 'net' failed: quic: cannot bind 127.0.0.1:{port}/udp: ")
     assert "already in use" in last and "--quic-port N (0 = any free port)" in last
+    assert last.endswith(
+        f"taken here: {port}/udp; to run beside it: `lightning run --dev --quic-port 0` (0 = any free port)"
+    )
     assert "Traceback" not in res.stderr
     assert not (tmp_path / ".lightning-dev").exists()  # created for the run, removed when it could not start
 
