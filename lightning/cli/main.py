@@ -403,22 +403,32 @@ def bench_table(report: dict[str, Any]) -> list[str]:
 @app.command()
 def status(
     home: HomeOpt = None,
+    dev: DevOpt = False,
     rpc: Annotated[str | None, typer.Option(help="RPC URL (default: from the home's run/ports.json)")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (every field below, raw) for scripts.")
     ] = False,
+    wait_sync: Annotated[
+        bool,
+        typer.Option(
+            "--wait-sync", help="First wait until the node has caught up with the chain (a progress bar on a terminal)."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="With --wait-sync: give up after this many seconds (exit 1).")
+    ] = 3600.0,
 ) -> None:
     """Show the running node's height and sync state, peers, epoch and the time to the next one, committee
     membership, stake and reputation, and the bytes served."""
-    from lightning.cli.status import fetch_status, render_status
+    from lightning.cli.common import node_rpc_url
+    from lightning.cli.progress import sync_progress
+    from lightning.cli.status import fetch_status, render_status, wait_synced
 
-    h = _home(home)
-    url = rpc
-    if url is None:
-        ports = h.read_ports()
-        if ports is None:
-            raise HomeError(f"no node is running on {h.root} (no {h.ports_path}); start one with `lightning run`")
-        url = f"http://{ports['rpc']}/rpc/v0"
+    h = _home(home, dev=dev)
+    url = node_rpc_url(h, rpc, dev=dev, explicit_home=home is not None)
+    if wait_sync:
+        with sync_progress("catching up") as update:
+            wait_synced(url, update, timeout_s=timeout)
     report = fetch_status(url)
     if as_json:
         typer.echo(json.dumps(report, indent=2))

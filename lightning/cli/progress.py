@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["PROGRESS_MIN_BYTES", "byte_progress", "count_progress"]
+__all__ = ["PROGRESS_MIN_BYTES", "byte_progress", "count_progress", "sync_progress"]
 
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 
@@ -68,5 +68,25 @@ def count_progress(label: str) -> Iterator[Callable[[int, int | None, float], No
 
         def update(done: int, total: int | None, elapsed: float) -> None:
             progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextlib.contextmanager
+def sync_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(head_height, best_known_height)``: a bar of blocks executed out of those peers have shown, when
+    stderr is a terminal, else nothing."""
+    console = _console()
+    if console is None:
+        yield lambda head, best: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(head: int, best: int) -> None:
+            progress.update(task, completed=head, total=max(head, best))
 
         yield update

@@ -11,6 +11,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from lightning.amounts import format_flk
@@ -39,6 +40,32 @@ def _result(answer: dict[str, Any], method: str) -> Any:
     if "error" in answer:
         raise LightningError(f"{method}: {answer['error'].get('message')}")
     return answer.get("result")
+
+
+def wait_synced(
+    url: str,
+    update: Callable[[int, int], None],
+    *,
+    timeout_s: float,
+    poll_s: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll ``flk_get_node_status`` until the node is no longer syncing, reporting ``(head, best known)`` heights to
+    ``update``; return the last status. Raises :class:`LightningError` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        (answer,) = _batch(url, [("flk_get_node_status", [])], poll_s + 10.0)
+        status = _result(answer, "flk_get_node_status")
+        update(int(status.get("head_height", 0)), int(status.get("best_known_height", 0)))
+        if not status.get("syncing", False):
+            return dict(status)
+        if time.monotonic() >= deadline:
+            head, best = status.get("head_height", 0), status.get("best_known_height", 0)
+            raise LightningError(
+                f"still syncing after {timeout_s:g} s (block {head} of {best} seen at peers); "
+                "run `lightning status --wait-sync` again, or raise --timeout"
+            )
+        sleep(poll_s)
 
 
 def fetch_status(url: str, *, timeout_s: float = 10.0, now_ms: int | None = None) -> dict[str, Any]:

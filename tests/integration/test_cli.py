@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -108,6 +109,11 @@ def test_dev_node_prints_next_steps_and_the_commands_find_its_home(tmp_path):
         assert res.returncode == 0 and "balance: 1000000 FLK" in res.stdout, res.stderr
         res = run_cli("keys", "show", "--dev", env=env)
         assert res.returncode == 0 and ports["node_id"] in res.stdout
+        assert "lightning status --dev" in log  # the ready message names the command that works
+        res = run_cli("status", "--dev", "--wait-sync", "--json", env=env)
+        assert res.returncode == 0, res.stderr
+        report = json.loads(res.stdout)
+        assert report["node_id"] == ports["node_id"] and report["syncing"] is False and report["committee"] is True
         assert node.stop() == 0
     finally:
         node.kill()

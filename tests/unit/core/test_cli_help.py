@@ -75,8 +75,7 @@ def test_commands_with_a_node_home_take_dev() -> None:
         for p, cmd in LEAVES
         if p in with_home and p not in cluster_dir and not any("--dev" in getattr(x, "opts", ()) for x in cmd.params)
     ]
-    # `status` belongs to the status work of issue 23 (it reads the same resolve_home); everything else has --dev
-    assert [p for p in missing if p != ("status",)] == []
+    assert missing == []
     assert len(with_home) >= 20
 
 
