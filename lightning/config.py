@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from lightning.blockstore.config import BlockstoreConfig
 from lightning.broadcast.config import BroadcastConfig
 from lightning.chain.config import StateConfig
-from lightning.config_fields import check_host, doc, positive
+from lightning.config_fields import check_host, check_port, doc, positive
 from lightning.consensus.config import ConsensusConfig
 from lightning.errors import LightningError
 from lightning.fetcher.config import FetcherConfig, OriginIpfsConfig, OriginUrlConfig
@@ -66,6 +66,18 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class PingerConfig:
+    port: int = field(
+        default=4350,
+        metadata=doc(
+            "UDP port of the pinger (peer latency and uptime measurements, on node.listen_host); the port this node's "
+            "registration publishes",
+            check_port,
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata=doc("log level"))
     format: Literal["text", "json"] = field(default="text", metadata=doc("log line format"))
@@ -87,6 +99,7 @@ class Config:
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    pinger: PingerConfig = field(default_factory=PingerConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

@@ -19,7 +19,7 @@ _SETTINGS: dict[str, tuple[str | None, str | None, str, str]] = {
     "client": ("--http-port", "http.port", "--listen-host", "node.listen_host"),  # the client endpoint's HTTP
     "rpc": ("--rpc-port", "rpc.port", "--rpc-host", "node.rpc_host"),
     "quic": ("--quic-port", "net.port", "--listen-host", "node.listen_host"),
-    "pinger": (None, None, "--listen-host", "node.listen_host"),
+    "pinger": ("--pinger-port", "pinger.port", "--listen-host", "node.listen_host"),
 }
 
 

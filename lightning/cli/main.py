@@ -182,13 +182,21 @@ def run(
     http_port: Annotated[int | None, typer.Option(help="Override http.port (0 = any free port).")] = None,
     rpc_port: Annotated[int | None, typer.Option(help="Override rpc.port (0 = any free port).")] = None,
     quic_port: Annotated[int | None, typer.Option(help="Override net.port (0 = any free port).")] = None,
+    pinger_port: Annotated[
+        int | None, typer.Option(help="Override pinger.port, the UDP port the registration publishes.")
+    ] = None,
     hints: Annotated[bool, typer.Option("--hints/--no-hints", hidden=True)] = True,  # off for `dev cluster` nodes
 ) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM; once it is ready, print its URLs and what to try next."""
     from lightning.config import parse_section
     from lightning.node import Node
 
-    for name, value in (("--http-port", http_port), ("--rpc-port", rpc_port), ("--quic-port", quic_port)):
+    for name, value in (
+        ("--http-port", http_port),
+        ("--rpc-port", rpc_port),
+        ("--quic-port", quic_port),
+        ("--pinger-port", pinger_port),
+    ):
         if value is not None and not 0 <= value <= 65535:
             raise typer.BadParameter(f"{value} is not a port (0..65535; 0 = any free port)", param_hint=name)
     _configure_logging()
@@ -213,7 +221,7 @@ def run(
     try:
         with h.lock():
             config = load_config(h.config_path)
-            overrides: dict[str, dict[str, Any]] = {"node": {}, "http": {}, "rpc": {}}
+            overrides: dict[str, dict[str, Any]] = {"node": {}, "http": {}, "rpc": {}, "pinger": {}}
             options = {("node", "listen_host"): "--listen-host", ("node", "rpc_host"): "--rpc-host"}
             if listen_host is not None:
                 overrides["node"]["listen_host"] = listen_host
@@ -223,6 +231,8 @@ def run(
                 overrides["http"]["port"] = http_port
             if rpc_port is not None:
                 overrides["rpc"]["port"] = rpc_port
+            if pinger_port is not None:
+                overrides["pinger"]["port"] = pinger_port
             for section, values in overrides.items():
                 if values:
                     merged = {**dataclasses.asdict(getattr(config, section)), **values}

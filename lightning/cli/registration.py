@@ -22,7 +22,6 @@ from lightning.state.registration import RegistrationError, decode_registration,
 
 __all__ = ["config_ports", "home_registration", "keys_registration"]
 
-DEFAULT_PINGER_PORT = 4350  # the pinger has no config key of its own yet
 
 QuicPortOpt = Annotated[
     int | None, typer.Option(min=1, max=65535, help="QUIC port [default: net.port]", show_default=False)
@@ -31,7 +30,7 @@ HttpPortOpt = Annotated[
     int | None, typer.Option(min=1, max=65535, help="Client HTTP port [default: http.port]", show_default=False)
 ]
 PingerPortOpt = Annotated[
-    int | None, typer.Option(min=1, max=65535, help=f"Pinger port [default: {DEFAULT_PINGER_PORT}]", show_default=False)
+    int | None, typer.Option(min=1, max=65535, help="Pinger port [default: pinger.port]", show_default=False)
 ]
 RpcPortOpt = Annotated[
     int | None,
@@ -51,7 +50,7 @@ def config_ports(
     chosen = {
         "quic": (quic, config.net.port, "net.port", "--quic-port"),
         "http": (http, config.http.port, "http.port", "--http-port"),
-        "pinger": (pinger, DEFAULT_PINGER_PORT, "", "--pinger-port"),
+        "pinger": (pinger, config.pinger.port, "pinger.port", "--pinger-port"),
     }
     out: dict[str, int] = {}
     for name, (flag, configured, key, option) in chosen.items():

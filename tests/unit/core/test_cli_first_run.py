@@ -38,7 +38,7 @@ def test_a_port_in_use_names_the_option_and_the_key(name: str, option: str, key:
 def test_the_pinger_and_unknown_sockets_still_say_what_to_do() -> None:
     text = bind_error_message("pinger", "127.0.0.1", 4350, IN_USE, udp=True)
     assert text.startswith("pinger: cannot bind 127.0.0.1:4350/udp: the port is already in use")
-    assert text.endswith("configure another port for the pinger")
+    assert text.endswith("--pinger-port N (0 = any free port) or pinger.port in config.toml")
 
 
 def test_an_ipv6_host_is_in_brackets() -> None:
