@@ -52,9 +52,9 @@ def store_files(
 ) -> None:
     """Store files in the blockstore (the node may be running); print each root in hex, which the client endpoint
     serves at /services/0/blake3/<root> (not a `b3sum` hash: see docs/blockstore-format.md)."""
-    for path in files:  # every file readable before any is stored
-        if not path.is_file():
-            why = "no such file" if not path.exists() else "not a regular file"
+    for path in files:  # every file readable before any is stored (a pipe or device streams like a file)
+        if not path.exists() or path.is_dir():
+            why = "no such file" if not path.exists() else "a directory, not a file"
             raise typer.BadParameter(f"{path}: {why}", param_hint="FILE")
     with _open_store(home, dev) as store:
         for path in files:

@@ -111,9 +111,13 @@ def make_cluster(
     Raises :class:`DevnetError` for impossible parameters or a non-empty ``out``."""
     if nodes < 1:
         raise DevnetError("--nodes: need at least 1 node")
-    for option, port in (("--http-port", http_port), ("--rpc-port", rpc_port), ("--quic-port", quic_port)):
-        if not 1 <= port <= 65535:
-            raise DevnetError(f"{option}: {port} is not a port a genesis can publish (1..65535)")
+    for option, port, lowest in (
+        ("--http-port", http_port, 1),
+        ("--rpc-port", rpc_port, 0),
+        ("--quic-port", quic_port, 1),
+    ):
+        if not lowest <= port <= 65535:  # an RPC port of 0 publishes none (docs/genesis.md)
+            raise DevnetError(f"{option}: {port} is not a port a genesis can publish ({lowest}..65535)")
     if not 1 <= committee <= nodes:
         raise DevnetError(f"--committee: must be between 1 and the number of nodes ({nodes}), got {committee}")
     if out.exists() and any(out.iterdir()):

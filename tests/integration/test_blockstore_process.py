@@ -85,6 +85,6 @@ def test_cli_store_get_stats_and_corruption(tmp_path, spawn):
     assert not bad.exists() and not list(tmp_path.glob(".bad.bin*"))
 
     res = run_cli("dev", "get", "zz", "--home", str(home))
-    assert res.returncode == 1 and "not a blockstore root" in res.stderr
+    assert res.returncode == 2 and "not a blockstore root" in res.stderr  # a bad argument value: usage
     res = run_cli("dev", "store", str(tmp_path / "missing"), "--home", str(home))
-    assert res.returncode == 1 and "missing: cannot read" in res.stderr
+    assert res.returncode == 2 and "missing: no such file" in res.stderr

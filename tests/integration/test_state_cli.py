@@ -33,7 +33,7 @@ def test_account_stake_and_opt_commands(spawn: Any) -> None:
     res = run_cli("account", "transfer", OTHER, "5000000", *home)
     assert res.returncode == 1 and "transaction rejected: insufficient balance" in res.stderr
     res = run_cli("account", "transfer", "nope", "1", *home)
-    assert res.returncode == 1 and "not hex" in res.stderr
+    assert res.returncode == 2 and "not hex" in res.stderr  # a bad argument value: usage
 
     assert "staked 10 FLK" in _ok("stake", "deposit", "10", *home)
     assert "stake locked until epoch 2" in _ok("stake", "lock", "2", *home)

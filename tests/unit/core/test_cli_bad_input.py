@@ -166,7 +166,7 @@ CASES = [
     # -- wrong file ------------------------------------------------------------------------------------------------
     case("store: no such file", "dev store {tmp}/nope.bin --dev", 2, "FILE", "nope.bin", "no such file",
          setup=(World.dev_home,)),
-    case("store: a directory", "dev store {tmp}/full --dev", 2, "FILE", "not a regular file",
+    case("store: a directory", "dev store {tmp}/full --dev", 2, "FILE", "a directory, not a file",
          setup=(World.dev_home, World.files)),
     case("get: not a root", "dev get xyz --dev", 2, "ROOT", "64 hex digits", setup=(World.dev_home,)),
     case("get: unknown root", f"dev get {ROOT} --dev", 1, "no object", ROOT, setup=(World.dev_home,)),
