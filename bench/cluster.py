@@ -31,12 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.spawn import rpc
 from lightning.chain.forward import decode_block_record
 from lightning.crypto import SigningKey
 from lightning.state.tx import sign_transaction
@@ -59,16 +59,6 @@ def cpu_s(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rpc(url: str, method: str, *params: Any, timeout: float = 30.0) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        answer = json.loads(resp.read())
-    if "error" in answer:
-        raise RuntimeError(f"{method}: {answer['error']}")
-    return answer["result"]
 
 
 def commit_latencies(home: Path, rpc_urls: list[str], count: int) -> list[float]:

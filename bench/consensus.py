@@ -21,7 +21,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.spawn import start_nodes
 from lightning.chain.forward import decode_block_record
 from lightning.crypto import SigningKey
 from lightning.devnet import make_cluster
@@ -40,31 +40,6 @@ from lightning.rpc.client import _exchange, rpc_request
 from lightning.state.tx import sign_transaction
 
 TO = bytes.fromhex("46" * 32)
-
-
-def start_nodes(homes: list[Path]) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
-    procs = []
-    for home in homes:
-        log = open(home.parent / f"{home.name}.log", "ab")
-        procs.append(
-            subprocess.Popen([sys.executable, "-m", "lightning", "run", "--home", str(home)], stdout=log, stderr=log)
-        )
-        log.close()
-    urls = []
-    deadline = time.monotonic() + 60
-    for home, proc in zip(homes, procs, strict=True):
-        while True:
-            assert proc.poll() is None, (home.parent / f"{home.name}.log").read_text()[-3000:]
-            try:
-                ports = json.loads((home / "run" / "ports.json").read_text())
-                if ports.get("pid") == proc.pid:
-                    urls.append(f"http://{ports['rpc']}/rpc/v0")
-                    break
-            except (FileNotFoundError, json.JSONDecodeError):
-                pass
-            assert time.monotonic() < deadline, "cluster not ready"
-            time.sleep(0.05)
-    return procs, urls
 
 
 async def wait_receipt(url: str, tx_hash: bytes) -> None:
@@ -167,7 +142,7 @@ async def run_load(
 def one_run(committee: int, args: argparse.Namespace, work: Path, base: str) -> dict[str, float]:
     out = work / f"c{committee}-{time.monotonic_ns()}"
     layout = make_cluster(out, nodes=committee, committee=committee, host_base=base)
-    procs, urls = start_nodes([n.home for n in layout.nodes])
+    procs, urls = start_nodes([n.home for n in layout.nodes], ready_s=60)
     try:
         faucet = SigningKey(bytes.fromhex((out / "faucet.key").read_text().strip()))
         return trio.run(

@@ -22,73 +22,21 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.spawn import rpc, start_nodes, stop_nodes
 from lightning.crypto import SigningKey
 from lightning.devnet import make_cluster
 from lightning.state.tx import sign_transaction
 
 TO = bytes.fromhex("48" * 32)
 WARMUP = 4
-
-
-def rpc(url: str, method: str, *params: Any, timeout: float = 30.0) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        answer = json.loads(resp.read())
-    if "error" in answer:
-        raise RuntimeError(f"{method}: {answer['error']}")
-    return answer["result"]
-
-
-def start_nodes(homes: list[Path]) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
-    procs = []
-    for home in homes:
-        with open(home.parent / f"{home.name}.log", "ab") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "lightning", "run", "--home", str(home)], stdout=log, stderr=log
-                )
-            )
-    urls = []
-    deadline = time.monotonic() + 90
-    try:
-        for home, proc in zip(homes, procs, strict=True):
-            while True:
-                assert proc.poll() is None, (home.parent / f"{home.name}.log").read_text()[-3000:]
-                try:
-                    ports = json.loads((home / "run" / "ports.json").read_text())
-                    if ports.get("pid") == proc.pid:
-                        urls.append(f"http://{ports['rpc']}/rpc/v0")
-                        break
-                except (FileNotFoundError, json.JSONDecodeError):
-                    pass
-                assert time.monotonic() < deadline, "cluster not ready"
-                time.sleep(0.05)
-    except BaseException:
-        stop_nodes(procs)  # one node failed to start: do not leave the others running
-        raise
-    return procs, urls
-
-
-def stop_nodes(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def commit_ms(url: str, faucet: SigningKey, chain_id: int, nonce: int, seen_at: str | None = None) -> float:
