@@ -15,7 +15,16 @@ from typing import Annotated, Any
 
 import typer
 
-from lightning.cli.common import DevOpt, HomeOpt, flk, flk_in_text, node_rpc_url, parse_amount, resolve_home
+from lightning.cli.common import (
+    DevOpt,
+    HomeOpt,
+    RpcOpt,
+    flk,
+    flk_in_text,
+    node_rpc_url,
+    parse_amount,
+    resolve_home,
+)
 from lightning.cli.registration import home_registration
 from lightning.config import load_config
 from lightning.crypto import PublicKey, SigningKey, parse_public_key
@@ -30,10 +39,6 @@ account_app = typer.Typer(help="Account balances, transfers and faucet mints.", 
 stake_app = typer.Typer(help="Stake for this home's node: deposit, lock, unstake, withdraw.", no_args_is_help=True)
 opt_app = typer.Typer(help="Opt this home's node in or out of participation.", no_args_is_help=True)
 
-RpcOpt = Annotated[
-    str | None,
-    typer.Option("--rpc", metavar="URL", help="Node RPC URL [default: the home's running node]", show_default=False),
-]
 KeyOpt = Annotated[
     Path | None,
     typer.Option(

@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import socket
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,8 @@ from lightning.home import Home, HomeError, default_home
 __all__ = [
     "DevOpt",
     "HomeOpt",
+    "RpcOpt",
+    "check_rpc_url",
     "flk",
     "flk_in_text",
     "node_rpc_url",
@@ -40,6 +43,35 @@ HomeOpt = Annotated[
         metavar="DIR",
         help="Node home directory [default: ~/.lightning; ~/.lightning-dev with --dev]",
         show_default=False,
+    ),
+]
+
+
+def check_rpc_url(value: str | None) -> str | None:
+    """``--rpc``: an ``http(s)://host[:port]/path`` URL (a bare ``host:port`` gets ``http://`` and ``/rpc/v0``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if "://" not in text:
+        text = f"http://{text}/rpc/v0"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise typer.BadParameter(f"{value!r} is not a node RPC URL: expected http://HOST:PORT/rpc/v0")
+    return text
+
+
+RpcOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc",
+        metavar="URL",
+        help="Node RPC URL [default: the home's running node]",
+        show_default=False,
+        callback=check_rpc_url,
     ),
 ]
 DevOpt = Annotated[

@@ -185,6 +185,8 @@ def dev_genesis(
     size = _committee(nodes, committee)
     if not compose:
         _host_base(host_base, nodes)
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out}: a file, not a directory", param_hint="--out")
     layout = make_cluster(
         out,
         nodes=nodes,

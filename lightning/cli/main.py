@@ -24,7 +24,7 @@ import typer
 import lightning
 from lightning.bootstrap import init_home
 from lightning.cli.account import account_app, opt_app, stake_app
-from lightning.cli.common import DevOpt, HomeOpt, flk_in_text, resolve_home, taken_ports_hint
+from lightning.cli.common import DevOpt, HomeOpt, RpcOpt, flk_in_text, resolve_home, taken_ports_hint
 from lightning.cli.dev import dev_app
 from lightning.cli.help import tidy
 from lightning.cli.net import fetch as _dev_fetch  # noqa: F401  (registers `lightning dev fetch`)
@@ -264,7 +264,12 @@ def run(
             logger.info("removed the dev home %s again: the node did not start", created)
         in_use = [e for e in leaf_exceptions(exc) if isinstance(e, LightningError) and "already in use" in str(e)]
         if in_use and not ready:  # name every taken port at once, not one per attempt
-            hint = taken_ports_hint(config, "lightning run --dev" if dev and home is None else "lightning run")
+            again = ["lightning run"]
+            again += ["--dev"] if dev and home is None else [f"--home {h.root}"] if home is not None else []
+            again += [
+                f"{flag} {value}" for flag, value in (("--listen-host", listen_host), ("--rpc-host", rpc_host)) if value
+            ]
+            hint = taken_ports_hint(config, " ".join(again))
             if hint:
                 raise LightningError(f"{in_use[0]}; {hint}") from None
         raise
@@ -414,7 +419,7 @@ def bench_table(report: dict[str, Any]) -> list[str]:
 def status(
     home: HomeOpt = None,
     dev: DevOpt = False,
-    rpc: Annotated[str | None, typer.Option(help="RPC URL (default: from the home's run/ports.json)")] = None,
+    rpc: RpcOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (every field below, raw) for scripts.")
     ] = False,
