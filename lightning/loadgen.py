@@ -41,9 +41,14 @@ class Target:
     @classmethod
     def parse(cls, url: str) -> Target:
         parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme != "http" or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        # without a scheme, a port is required: a typo such as `notaurl` must not become http://notaurl:80
+        if parts.scheme != "http" or not parts.hostname or (port is None and "://" not in url):
             raise BenchError(f"--target {url!r}: need an http://host:port URL")
-        return cls(url, parts.hostname, parts.port or 80, parts.path.rstrip("/"))
+        return cls(url, parts.hostname, port or 80, parts.path.rstrip("/"))
 
 
 @dataclass

@@ -381,10 +381,14 @@ def bench(
                 progress=progress,
             )
         )
-    for line in bench_table(report.as_dict()):
+    summary = report.as_dict()
+    for line in bench_table(summary):
         typer.echo(line)
     if json_path is not None:
-        json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if summary["total"]["ok"] == 0:
+        kinds = ", ".join(f"{k} {v}" for k, v in summary["total"]["errors_by_kind"].items()) or "none"
+        raise LightningError(f"no request succeeded (errors: {kinds}); is a node serving at {', '.join(target)}?")
 
 
 def bench_table(report: dict[str, Any]) -> list[str]:
