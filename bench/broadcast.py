@@ -44,6 +44,7 @@ import trio.testing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import print_figures
 from lightning.broadcast import Topic
 from lightning.broadcast.sim import SimCluster, open_broadcast_sim
 from lightning.crypto import Domain
@@ -196,13 +197,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    for f in figures:
-        op, goal = f["goal"].split()
-        ok = f["ratio"] >= float(goal) if op == ">=" else f["ratio"] <= float(goal)
-        print(
-            f"{f['name']}  {f['value']} {f['unit']}  ({f['anchor']}: {f['anchor_value']} {f['unit']})  "
-            f"ratio {f['ratio']}  goal {f['goal']}  {'OK' if ok else 'MISS'}"
-        )
+    print_figures(figures, anchor_sep=":")
     print(
         f"# links {LOSSLESS.latency_s * 1000:g} ms + up to {LOSSLESS.jitter_s * 1000:g} ms jitter (loss 0 or 5 %); "
         f"{messages} messages per run, seeds {seeds}; simulated time except throughput_64 (median of 3)"

@@ -28,6 +28,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import print_figures
 from lightning.chain.component import State
 from lightning.chain.config import StateConfig
 from lightning.chain.mempool import Mempool
@@ -121,13 +122,7 @@ def main() -> None:
             "goal": ">= 0.8",
         },
     ]
-    for f in figures:
-        op, goal = f["goal"].split()
-        ok = f["ratio"] >= float(goal) if op == ">=" else f["ratio"] <= float(goal)
-        print(
-            f"{f['name']}  {f['value']} {f['unit']}  ({f['anchor']} {f['anchor_value']} {f['unit']})  "
-            f"ratio {f['ratio']}  goal {f['goal']}  {'OK' if ok else 'MISS'}"
-        )
+    print_figures(figures)
     size = statistics.median(len(t.raw) for t in txs)
     print(
         f"# {n} unpaid {size:.0f}-byte transfers from distinct zero-balance senders; {runs} runs, median; {dict(codes)}"

@@ -30,6 +30,7 @@ import nacl.signing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import print_figures
 from lightning.codec import encode
 from lightning.crypto import Domain
 from lightning.state.store import StateStore
@@ -162,13 +163,7 @@ def main() -> None:
             "goal": "<= 5",
         },
     ]
-    for f in figures:
-        op, goal = f["goal"].split()
-        ok = f["ratio"] >= float(goal) if op == ">=" else f["ratio"] <= float(goal)
-        print(
-            f"{f['name']}  {f['value']} {f['unit']}  ({f['anchor']} {f['anchor_value']} {f['unit']})  "
-            f"ratio {f['ratio']}  goal {f['goal']}  {'OK' if ok else 'MISS'}"
-        )
+    print_figures(figures)
     print(f"# {n_txs} transfers in blocks of {BLOCK}; root updates on {big:,} keys; {runs} runs, median")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
